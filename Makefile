@@ -1,0 +1,75 @@
+# sparse-maml: every set-up step lives here, so a fresh clone needs only `make quickstart` / `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# Where prepared datasets live (read by the library and the CLI too).
+export SPARSE_MAML_DATA ?= $(CURDIR)/data
+# Where Omniglot comes from: a local folder holding the zips, or `download` (official repository).
+OMNIGLOT_SOURCE ?= $(if $(wildcard ../shared/data/omniglot/*.zip),../shared/data/omniglot,download)
+# 2 cores: two notebooks at a time, one torch thread each.
+N_WORKERS ?= 2
+TEST_THREADS ?= 1
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+QUIET_PIP := grep -v -e '^WARNING: Location' -e 'BuildBackendWarning' -e '^ *!!' -e '^ *\*\*\*' -e '^ *$$' \
+	-e 'Please consider' -e 'License ::' -e 'See https://packaging' -e 'self._finalize' -e 'Please be careful' \
+	-e 'name as your package' -e 'with strategy' -e 'Editable installation' || true
+
+.PHONY: help install quickstart test check-sync data browser docs readme lab clean
+
+help:
+	@echo "make quickstart  set up .venv, prepare Omniglot, train sparse-MAML vs MAML and print the results"
+	@echo "make test        set up, check notebooks/library are in sync and clean, run every notebook + pytest"
+	@echo "make docs        render the course to docs/_build/html (offline)"
+	@echo "make lab         JupyterLab on nbs/"
+
+$(BIN)/.installed: setup.py settings.ini constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing into $(VENV) (torch 2.14.1 + torchvision 0.29.2 pinned in constraints.txt; ~2 min)"
+	@$(PIP) --upgrade pip 2>&1 | { $(QUIET_PIP); }
+	@$(PIP) -c constraints.txt -e ".[dev]" 2>&1 | { $(QUIET_PIP); }
+	@touch $@
+
+install: $(BIN)/.installed
+
+data: install
+	@$(PY) data_scripts/prepare_omniglot.py --source $(OMNIGLOT_SOURCE) --data-dir $(SPARSE_MAML_DATA)
+
+quickstart: data
+	@$(BIN)/sparse-maml quickstart
+
+# Fails when the exported library or a notebook's cleaning is out of date with what is checked in.
+check-sync: install
+	@before=$$(git status --porcelain -- nbs sparse_maml; git diff -- nbs sparse_maml | md5sum); \
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean; \
+	after=$$(git status --porcelain -- nbs sparse_maml; git diff -- nbs sparse_maml | md5sum); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "error: nbdev_export/nbdev_clean changed files (below): run them and commit the result"; \
+	  git status --short -- nbs sparse_maml; exit 1; fi; \
+	echo "notebooks and library in sync and clean"
+
+# Headless Chromium for the docs rendering test (skipped with a message where it cannot be installed).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && \
+	    apt-get install -y -qq chromium >/dev/null 2>&1; }; } ; } || echo "note: chromium not installed; the docs rendering test will be skipped"
+
+test: check-sync data browser
+	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/nbdev_test --n_workers $(N_WORKERS) --timing
+	OMP_NUM_THREADS=$(N_WORKERS) $(BIN)/pytest -q tests
+
+docs: install
+	$(PY) tools/build_docs.py
+
+readme: install
+	$(PY) tools/make_readme.py
+
+lab: install
+	$(BIN)/jupyter lab nbs $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+clean:
+	rm -rf docs/_build _proc _docs
