@@ -1,0 +1,187 @@
+"""The README is made from nbs/index.ipynb, and `make docs` renders a site that works offline.
+
+The site test builds into a temporary folder (no dependence on earlier builds) and opens a chapter page
+in headless Chromium: equations typeset by the bundled MathJax, plots shown, `#| hide` cells absent.
+"""
+import html, json, os, re, shutil, subprocess, sys, tempfile
+from pathlib import Path
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO/'tools'))
+import build_docs as bd
+import make_readme as mr
+
+def _find_chromium():
+    "`$CHROMIUM`, else Debian's chromium, else a Chrome (GitHub's Ubuntu runners have google-chrome)."
+    names = [os.environ.get('CHROMIUM', ''), 'chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']
+    for n in names:
+        p = shutil.which(n) if n else None
+        if p: return p
+    return None
+
+CHROMIUM = _find_chromium()
+
+# ---------------------------------------------------------------------------------------------------------
+# README
+
+def test_readme_up_to_date():
+    "README.md is exactly what tools/make_readme.py makes from nbs/index.ipynb."
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp)/'README.md'
+        fresh.write_text(mr.readme_text(), encoding='utf-8')
+        assert (REPO/'README.md').read_text(encoding='utf-8') == fresh.read_text(encoding='utf-8'), \
+            'README.md is stale: regenerate it with `.venv/bin/python tools/make_readme.py`'
+
+def test_index_links_to_notebooks_that_exist():
+    "Links from the index to chapters point at notebooks in nbs/ (README.md turns them into nbs/... links)."
+    md = '\n'.join(''.join(c['source']) for c in json.loads((REPO/'nbs/index.ipynb').read_text())['cells']
+                   if c['cell_type'] == 'markdown')
+    links = re.findall(r'\]\(([^)#\s:]+\.ipynb)', md)
+    assert [l for l in links if not (REPO/'nbs'/l).exists()] == []
+
+def test_readme_markdown():
+    "Code, text outputs and markdown outputs become markdown; images and hidden inputs do not."
+    nb = {'cells': [
+        {'cell_type': 'markdown', 'metadata': {}, 'source': 'See [ch 1](01_maml.ipynb) and [web](https://x.org/a.ipynb).'},
+        {'cell_type': 'code', 'metadata': {}, 'source': '1+1', 'outputs': [
+            {'output_type': 'execute_result', 'data': {'text/plain': '2'}, 'metadata': {}}]},
+        {'cell_type': 'code', 'metadata': {'tags': ['remove-input']}, 'source': 'plot()', 'outputs': [
+            {'output_type': 'display_data', 'data': {'image/png': 'iVBOR', 'text/plain': '<Figure>'}, 'metadata': {}},
+            {'output_type': 'stream', 'name': 'stdout', 'text': '\x1b[31mred\x1b[0m\n'}]}]}
+    md = mr.notebook_markdown(nb)
+    assert md == ('See [ch 1](nbs/01_maml.ipynb) and [web](https://x.org/a.ipynb).\n\n'
+                  '```python\n1+1\n```\n\n```\n2\n```\n\n```\nred\n```\n')
+
+# ---------------------------------------------------------------------------------------------------------
+# The adapter from nbdev's processed notebooks to MyST-NB
+
+def _code(src, outputs=()): return {'cell_type': 'code', 'metadata': {}, 'source': src, 'outputs': list(outputs)}
+
+def test_split_directives():
+    dirs, body = bd.split_directives('#| echo: false\n#|output: asis\n#| hide\nshow_doc(f)\n#| not a directive')
+    assert dirs == {'echo': 'false', 'output': 'asis', 'hide': ''} and body == 'show_doc(f)\n#| not a directive'
+
+def test_adapt_show_doc_and_directives():
+    md_out = {'output_type': 'execute_result', 'metadata': {},
+              'data': {'text/markdown': ['---\n', '\n', '### f\n', '\n', '```python\n', '\n', 'def f(x)\n', '\n', '```\n', '\n', '*Doc $x$.*'],
+                       'text/plain': 'def f(x)'}}
+    cells = bd.adapt_cell(_code('#| echo: false\n#| output: asis\nshow_doc(f)', [md_out]))
+    assert cells == [{'cell_type': 'markdown', 'metadata': {},
+                      'source': '<span id="sym-f"></span>\n\n### f\n\n```python\ndef f(x)\n```\n\n*Doc $x$.*'}]
+    out = {'output_type': 'stream', 'name': 'stdout', 'text': 'hi\n'}
+    assert bd.adapt_cell(_code('#| include: false\nprint("hi")', [out])) == []
+    (c,) = bd.adapt_cell(_code('#| echo: false\nprint("hi")', [out]))
+    assert c['metadata']['tags'] == ['remove-input'] and c['source'] == 'print("hi")' and c['outputs'] == [out]
+    (c,) = bd.adapt_cell(_code('#| output: false\nprint("hi")', [out]))
+    assert c['metadata']['tags'] == ['remove-output']
+    assert bd.adapt_cell(_code('#| echo: false\nx = 1')) == []          # nothing left to show
+    widget = {'output_type': 'display_data', 'metadata': {},
+              'data': {bd.WIDGET_MIME: {'model_id': 'a'}, 'text/plain': 'IntSlider()'}}
+    (c,) = bd.adapt_cell(_code('w', [widget]))
+    assert c['outputs'][0]['data'] == {'text/markdown': bd.WIDGET_NOTE}
+
+def test_adapt_front_matter_links_and_ids():
+    nb = {'metadata': {'widgets': {}}, 'cells': [
+        {'cell_type': 'raw', 'metadata': {}, 'source': '---\ndescription: One line\noutput-file: maml.html\ntitle: MAML\n\n---\n\n'},
+        {'cell_type': 'markdown', 'metadata': {}, 'source': 'Uses [`sgd_step`](https://h.io/sparse-maml/maml.html#sgd_step), '
+                                                          '[`Learner.evaluate`](https://h.io/sparse-maml/learners.html#learner.evaluate) '
+                                                          'and [`gone`](https://h.io/sparse-maml/gone.html#gone).'}]}
+    pages = {'maml.html': '01_maml.ipynb', 'learners.html': '06_learners.ipynb'}
+    out = bd.adapt_notebook(nb, '01_maml', 'https://h.io/sparse-maml', pages)
+    code = '<code class="docutils literal notranslate"><span class="pre">{}</span></code>'
+    link = '<a class="reference internal nbdev-link" href="{}">' + code + '</a>'
+    assert [c['source'] for c in out['cells']] == [
+        '# MAML\n\n> One line',
+        f"Uses {link.format('01_maml.html#sym-sgd-step', 'sgd_step')}, "
+        f"{link.format('06_learners.html#sym-learner-evaluate', 'Learner.evaluate')} and `gone`."]
+    assert [c['id'] for c in out['cells']] == ['01_maml-0', '01_maml-1']
+    assert 'widgets' not in out['metadata'] and out['nbformat_minor'] == 5
+
+def test_toc_follows_nbs():
+    names = ['index.ipynb', '01_maml.ipynb', '02_lr.ipynb', '10_explore.ipynb']
+    assert bd.book_toc(names) == {'format': 'jb-book', 'root': 'index',
+                                  'chapters': [{'file': '01_maml'}, {'file': '02_lr'}, {'file': '10_explore'}]}
+    nbs = bd.list_notebooks()
+    assert nbs[0].name == 'index.ipynb' and [p.name for p in nbs[1:]] == sorted(p.name for p in nbs[1:])
+
+# ---------------------------------------------------------------------------------------------------------
+# The built site
+
+def _cells(p: Path): return json.loads(p.read_text(encoding='utf-8'))['cells']
+def _src(c): return ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+def _join(x): return ''.join(x) if isinstance(x, list) else str(x)
+def _out_text(c): return '\n'.join(_join(o.get('text', '')) + ''.join(_join(v) for v in o.get('data', {}).values())
+                                   for o in c.get('outputs', []))
+
+def page_text(page_html: str) -> str:
+    "What a reader sees: the text of the page without tags, scripts and styles."
+    body = re.sub(r'<(script|style)\b.*?</\1>', '', page_html, flags=re.S | re.I)
+    return html.unescape(re.sub(r'<[^>]+>', '', body))
+def _hidden(c): return c['cell_type'] == 'code' and re.match(r'\s*#\s*\|\s*hide\s*$', _src(c).split('\n', 1)[0])
+
+def hidden_marker(p: Path) -> str | None:
+    "A line of a `#| hide` cell of notebook `p` that appears nowhere else in it (so it must not be in the page)."
+    cells = _cells(p)
+    visible = '\n'.join(_src(c) + '\n' + _out_text(c) for c in cells if not _hidden(c))
+    lines = [l.strip() for c in cells if _hidden(c) for l in _src(c).splitlines()[1:]]
+    lines = [l for l in lines if len(l) >= 10 and l not in visible]
+    return max(lines, key=len) if lines else None
+
+def _has_math(p): return any(c['cell_type'] == 'markdown' and '$' in _src(c) for c in _cells(p))
+def _has_png(p): return any('image/png' in o.get('data', {}) for c in _cells(p) for o in c.get('outputs', []))
+
+@pytest.fixture(scope='module')
+def site():
+    with tempfile.TemporaryDirectory() as tmp:
+        yield bd.build(Path(tmp), quiet=True)
+
+def test_site_pages_and_offline(site):
+    "Every notebook has a page listed in the sidebar, no page fetches from the network, hidden cells are gone."
+    nbs = bd.list_notebooks()
+    index = (site/'index.html').read_text(encoding='utf-8')
+    for p in nbs:
+        assert (site/f'{p.stem}.html').exists(), p.name
+        assert p.stem == 'index' or f'href="{p.stem}.html"' in index, f'{p.name} missing from the sidebar'
+        marker = hidden_marker(p)
+        page = page_text((site/f'{p.stem}.html').read_text(encoding='utf-8'))
+        if marker: assert marker not in page, f'{p.name}: a #| hide cell is shown ({marker!r})'
+    assert bd.external_assets(site) == []
+    broken = bd.broken_links(site)
+    assert broken == [], ('links to nowhere (a `#sym-...` target is a symbol without a show_doc entry on its page: '
+                          f'one show_doc(...) per cell, only a cell\'s last one is displayed): {broken}')
+    assert (site/bd.MATHJAX_DIR/'tex-mml-chtml.js').exists()
+    assert (site/bd.MATHJAX_DIR/'output/chtml/fonts/woff-v2').is_dir()
+
+def _chromium_dom(page: Path, tmp: Path) -> str:
+    flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+             '--disable-background-networking', '--disable-component-update', '--disable-sync',
+             f'--user-data-dir={tmp}', '--virtual-time-budget=10000']
+    r = subprocess.run([CHROMIUM, *flags, '--dump-dom', page.as_uri()], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+@pytest.mark.skipif(CHROMIUM is None, reason='chromium is not installed (Debian: apt-get install -y chromium); '
+                                             'the headless-browser check of the rendered docs is skipped')
+def test_chapter_renders_in_browser(site, tmp_path):
+    "A chapter with math, a plot and a `#| hide` cell, as a browser shows it: typeset, plotted, hidden cell gone."
+    chapters = [p for p in bd.list_notebooks() if p.stem != 'index']
+    if not chapters: pytest.skip('no chapter notebooks in nbs/ yet')
+    feats = {p: (_has_math(p), _has_png(p), hidden_marker(p)) for p in chapters}
+    good = [p for p, (m, png, mk) in feats.items() if m and png and mk]
+    assert good, f'no chapter has math, a plot and a #| hide cell: {feats}'
+    nb = good[0]
+    dom = _chromium_dom(site/f'{nb.stem}.html', tmp_path)
+    body = dom.split('<body', 1)[-1]
+    assert '<mjx-container' in body, f'{nb.name}: MathJax did not typeset the equations'
+    assert '<mjx-merror' not in body, f'{nb.name}: MathJax reported a TeX error'
+    text = re.sub(r'<(script|style|pre)\b.*?</\1>', '', body, flags=re.S)  # raw TeX may only stay in code
+    assert '$$' not in text and '\\[' not in re.sub(r'<mjx-assistive-mml.*?</mjx-assistive-mml>', '', text, flags=re.S), \
+        f'{nb.name}: raw TeX left in the page'
+    imgs = re.findall(r'<img\b[^>]*\bsrc="([^"]+)"', body)
+    pngs = [s for s in imgs if s.startswith('data:image/png') or s.split('?')[0].endswith('.png')]
+    assert pngs, f'{nb.name}: no plot image in the page'
+    assert all(s.startswith('data:') or (site/s.split('?')[0]).exists() for s in pngs), 'plot image file missing'
+    assert hidden_marker(nb) not in page_text(dom), f'{nb.name}: a #| hide cell is shown'
+    for p in chapters:
+        if p != nb: assert f'href="{p.stem}.html"' in dom, f'the sidebar lacks {p.name}'

@@ -1,0 +1,444 @@
+"""Render the course notebooks into a static site that works offline (`make docs`).
+
+Quarto (what nbdev renders with) cannot be installed here, so the site is built with Jupyter Book 1.x
+(Sphinx + MyST-NB + sphinx-book-theme) from nbdev's *processed* notebooks:
+
+1. every `nbs/*.ipynb` goes through nbdev's own processors (`nbdev.processors.FilterDefaults`: front matter,
+   `#| hide`/`#| export` cells removed, `show_doc` added for exported symbols and executed, doc links);
+2. a small adapter turns that Quarto-flavoured output into what MyST-NB reads (front matter -> `# title` +
+   `> subtitle`, `echo`/`output`/`include` directives -> cell tags, `show_doc` output -> markdown cells,
+   nbdev doc links -> links between the pages, cell ids);
+3. `jupyter-book build` renders them without executing anything (`execute_notebooks: off`);
+4. MathJax 3 is vendored from the npm registry (sha512-verified, cached) into `_mathjax/`, and the built
+   HTML is checked for any asset a browser would fetch from the network.
+
+Usage: `python tools/build_docs.py [--out DIR] [--only NAME ...]`; the site lands in `DIR/_build/html`
+(default `docs/_build/html`, git-ignored: it is an artifact, never committed).
+"""
+from __future__ import annotations
+import argparse, base64, hashlib, html.parser, io, json, multiprocessing, os, re, shutil, subprocess, sys
+import tarfile, tempfile, time, urllib.request
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NBS = REPO/'nbs'
+DEFAULT_OUT = REPO/'docs'
+
+MATHJAX_VERSION = '3.2.2'
+# `npm view mathjax@3.2.2 dist.integrity`: the registry's sha512 of the tarball, checked before use.
+MATHJAX_INTEGRITY = 'sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw=='
+MATHJAX_TARBALL = f'https://registry.npmjs.org/mathjax/-/mathjax-{MATHJAX_VERSION}.tgz'
+# What the site needs from the 6 MB package: the combined TeX component, its CHTML fonts, and the TeX
+# extensions it autoloads on demand (\boldsymbol, \cancel, \color, ...).
+MATHJAX_KEEP = ('LICENSE', 'es5/tex-mml-chtml.js', 'es5/output/chtml/fonts/woff-v2/', 'es5/input/tex/extensions/')
+MATHJAX_DIR = '_mathjax'   # in the built site; outside `_static/` (Jupyter Book adds a <script> per .js there)
+
+# --------------------------------------------------------------------------------------------------------
+# Which notebooks, and under which page names
+
+def list_notebooks(nbs: Path | None = None) -> list[Path]:
+    "The notebooks to render: `nbs/*.ipynb` sorted by name (`index` first), skipping `_`/`.` files."
+    nbs_ = [p for p in Path(nbs or NBS).glob('*.ipynb') if not p.name.startswith(('_', '.'))]
+    return sorted(nbs_, key=lambda p: (p.stem != 'index', p.name))
+
+def nbdev_page(name: str) -> str:
+    "The page nbdev's doc links point at for notebook `name` (`01_maml.ipynb` -> `maml.html`)."
+    return re.sub(r'^\d+[a-zA-Z0-9]*_', '', name.lower()).rsplit('.', 1)[0] + '.html'
+
+# --------------------------------------------------------------------------------------------------------
+# Step 1: nbdev's processors (run in worker processes: they execute imports, exports and show_doc cells)
+
+def nbdev_process(src: Path) -> dict:
+    "Run nbdev's docs processors on notebook `src`; returns the processed notebook as a JSON dict."
+    from execnb.nbio import read_nb, nb2dict
+    from nbdev.processors import FilterDefaults
+    src = Path(src).resolve()
+    cwd, main, in_test = os.getcwd(), sys.modules.get('__main__'), os.environ.get('IN_TEST')
+    os.environ['IN_TEST'] = '1'                 # what `nbdev_proc_nbs` sets while processing
+    os.chdir(src.parent)                        # same working directory as `nbdev_test`
+    try:
+        nb = read_nb(src)
+        FilterDefaults()(nb)
+        return nb2dict(nb)
+    except Exception as e:
+        cause = f'\n{type(e.__cause__).__name__}: {e.__cause__}' if e.__cause__ else ''
+        hint = ('\n(nbdev runs, for the docs, every cell that contains an import, together with the rest of that cell: '
+                'put imports in cells of their own, as the nbdev FAQ says)'
+                if re.search(r'^\s*(import|from)\s', str(e), re.M) else '')
+        raise RuntimeError(f'nbdev processing failed for {src.name}: {e}{cause}{hint}') from e
+    finally:
+        os.chdir(cwd)
+        if main is not None: sys.modules['__main__'] = main      # IPython's shell replaced it
+        if in_test is None: os.environ.pop('IN_TEST', None)
+        else: os.environ['IN_TEST'] = in_test
+
+def _worker_init():
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    import warnings; warnings.filterwarnings('ignore')    # nbdev's "imports and other code" advice
+
+# --------------------------------------------------------------------------------------------------------
+# Step 2: adapt the processed (Quarto-flavoured) notebook for MyST-NB
+
+_re_directive = re.compile(r'^\s*#\s*\|\s*(.*?)\s*$')
+_re_fm = re.compile(r'^\s*---\s*\n(.*?)\n---\s*$', re.DOTALL)
+WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
+
+def _src(cell) -> str:
+    s = cell.get('source', '')
+    return ''.join(s) if isinstance(s, list) else (s or '')
+
+def split_directives(src: str) -> tuple[dict[str, str], str]:
+    "Split the leading `#| key: value` lines off a code cell: (directives, remaining source)."
+    lines, dirs = src.splitlines(), {}
+    while lines and _re_directive.match(lines[0]):
+        k, _, v = _re_directive.match(lines.pop(0)).group(1).partition(':')
+        dirs[k.strip()] = v.strip().strip('"\'').lower()
+    return dirs, '\n'.join(lines)
+
+def _md(source: str) -> dict: return {'cell_type': 'markdown', 'metadata': {}, 'source': source}
+
+def _tidy_markdown(md: str) -> str:
+    "Tidy `show_doc` markdown: no leading `---` (MyST reads front matter), source link under the heading, no blank lines in fences."
+    md = re.sub(r'^\s*---\s*\n', '', md, count=1)
+    md = re.sub(r'^\s*(\[source\]\([^)\s]*\)\{[^}\n]*\})\s*\n\s*\n(#+ [^\n]*)\n', r'\2\n\n\1\n', md)  # source link under its heading
+    md = re.sub(r'\n\s*\n```(\n|$)', r'\n```\1', re.sub(r'```(\w+)\n\s*\n', r'```\1\n', md)).strip()
+    # an anchor of its own for the symbol (a section id may be taken, e.g. by a page title of the same name)
+    return re.sub(r'^(#+)[ \t]+(\S+)[ \t]*$', lambda m: f'<span id="{symbol_id(m.group(2))}"></span>\n\n{m.group(0)}', md, count=1, flags=re.M)
+
+def symbol_id(name: str) -> str:
+    "The HTML id of `name`'s `show_doc` entry (`Learner.outer_loss` -> `sym-learner-outer-loss`)."
+    from docutils.nodes import make_id
+    return make_id('sym-' + name.lower())
+
+def _out_markdown(outputs) -> str:
+    return '\n\n'.join(_tidy_markdown(''.join(o['data']['text/markdown'])) for o in outputs
+                       if 'text/markdown' in o.get('data', {}))
+
+def _front_matter_cell(src: str) -> dict | None:
+    import yaml
+    m = _re_fm.match(src)
+    fm = yaml.safe_load(m.group(1)) if m else None
+    if not isinstance(fm, dict): return None
+    md = f"# {fm['title']}" if fm.get('title') else ''
+    if fm.get('description'): md += f"\n\n> {fm['description']}"
+    return _md(md) if md else None
+
+WIDGET_NOTE = '*An interactive widget: open the notebook in JupyterLab (`make lab`) to use it.*'
+
+def _clean_outputs(outputs: list) -> list:
+    "Interactive widget views become a note (no widget JavaScript from a CDN; their `repr` says nothing)."
+    res = []
+    for o in outputs:
+        if WIDGET_MIME in o.get('data', {}):
+            o = {**o, 'data': {'text/markdown': WIDGET_NOTE}}
+        res.append(o)
+    return res
+
+def adapt_cell(cell: dict) -> list[dict]:
+    "Turn one processed cell into the cells MyST-NB should see (possibly none)."
+    src, ct = _src(cell), cell['cell_type']
+    if ct == 'raw':
+        fm = _front_matter_cell(src)
+        if fm is not None: return [fm]
+        return [] if src.lstrip().startswith('---') else [cell]
+    if ct == 'markdown':
+        src = re.sub(r'^\s*---\s*\n', '', src, count=1) if src.lstrip().startswith('---') else src
+        return [_md(src)] if src.strip() else []
+    dirs, body = split_directives(src)
+    if dirs.get('include') == 'false': return []
+    outputs = _clean_outputs(cell.get('outputs', []))
+    res = []
+    if dirs.get('output') == 'asis':           # markdown output (show_doc) becomes a markdown cell
+        md = _out_markdown(outputs)
+        outputs = [o for o in outputs if 'text/markdown' not in o.get('data', {})]
+        if md: res.append(_md(md))
+    tags = []
+    if dirs.get('echo') == 'false': tags.append('remove-input')
+    if dirs.get('output') == 'false': tags.append('remove-output')
+    no_input = not body.strip() or 'remove-input' in tags
+    no_output = not outputs or 'remove-output' in tags
+    if not (no_input and no_output):
+        code = {'cell_type': 'code', 'execution_count': None, 'metadata': {'tags': tags} if tags else {},
+                'outputs': outputs, 'source': body}
+        res.insert(0, code)
+    return res
+
+_re_fence = re.compile(r'^(```|~~~).*?^\1[ \t]*$', re.M | re.S)
+_re_nbdev_link = re.compile(r'\[(`[^`]+`)\]\((?:https?://[^)\s]+)\)')
+_re_attr_link = re.compile(r'\[([^\]]+)\]\((https?://[^)\s]+)\)\{([^}]*)\}')
+
+def _attr_link(m) -> str:
+    "A Quarto link with attributes (show_doc's `[source](url){style=...}`) as an HTML link."
+    from html import escape
+    attrs = ''.join(f' {k}="{escape(v)}"' for k, v in re.findall(r'([\w-]+)="([^"]*)"', m.group(3)))
+    return f'<a class="nbdev-source" href="{escape(m.group(2))}"{attrs}>{escape(m.group(1))}</a>'
+
+def _link_rewriter(doc_base: str, pages: dict[str, str]):
+    "Replace nbdev doc links (`{doc_base}/maml.html#sgd_step`) with links to the symbol's `show_doc` in this site."
+    from html import escape
+    pat = re.compile(r'\[([^\]]*)\]\(' + re.escape(doc_base.rstrip('/')) + r'/([^)#\s]+\.html)(?:#([^)\s]*))?\)')
+    def sub(m):
+        label, page, anchor = m.groups()
+        if page not in pages: return label           # not in this build: keep the text, drop the link
+        # Raw HTML: MyST-NB cannot resolve heading slugs in notebooks; the target is show_doc's own anchor.
+        href = Path(pages[page]).stem + '.html' + (f'#{symbol_id(anchor)}' if anchor else '')
+        code = re.fullmatch(r'`([^`]+)`', label)
+        text = (f'<code class="docutils literal notranslate"><span class="pre">{escape(code.group(1))}</span></code>'
+                if code else escape(label))
+        return f'<a class="reference internal nbdev-link" href="{href}">{text}</a>'
+    def relink(md: str) -> str:
+        out, pos = [], 0
+        for f in _re_fence.finditer(md):             # inside code fences a link is shown as typed: undo it
+            out += [_re_attr_link.sub(_attr_link, pat.sub(sub, md[pos:f.start()])), _re_nbdev_link.sub(r'\1', f.group(0))]
+            pos = f.end()
+        return ''.join(out + [_re_attr_link.sub(_attr_link, pat.sub(sub, md[pos:]))])
+    return relink
+
+def adapt_notebook(nb: dict, stem: str, doc_base: str = '', pages: dict[str, str] | None = None) -> dict:
+    "The processed notebook `nb` as MyST-NB wants it (cells adapted, links local, every cell with an id)."
+    relink = _link_rewriter(doc_base, pages or {}) if doc_base else (lambda s: s)
+    cells = [c for cell in nb['cells'] for c in adapt_cell(cell)]
+    for i, c in enumerate(cells):
+        if c['cell_type'] == 'markdown': c['source'] = relink(_src(c))
+        for o in c.get('outputs', []):                # e.g. a table shown with IPython's Markdown()
+            if 'text/markdown' in o.get('data', {}): o['data']['text/markdown'] = relink(_src({'source': o['data']['text/markdown']}))
+        c['id'] = f'{re.sub(r"[^A-Za-z0-9_-]", "-", stem)[:50]}-{i}'
+    meta = {k: v for k, v in nb.get('metadata', {}).items() if k in ('kernelspec', 'language_info')}
+    meta.setdefault('kernelspec', {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'})
+    return {'cells': cells, 'metadata': meta, 'nbformat': 4, 'nbformat_minor': 5}
+
+def _settings() -> dict[str, str]:
+    from configparser import ConfigParser
+    cfg = ConfigParser(delimiters=['=']); cfg.read(REPO/'settings.ini', encoding='utf-8')
+    return dict(cfg['DEFAULT'])
+
+def doc_base_url(settings: dict) -> str:
+    "The doc site prefix nbdev writes into links (settings.ini `doc_host` + `doc_baseurl`)."
+    return settings['doc_host'].rstrip('/') + '/' + settings.get('doc_baseurl', '').strip('/')
+
+def _prepare_one(args) -> tuple[str, str]:
+    src, doc_base, pages = args
+    nb = adapt_notebook(nbdev_process(Path(src)), Path(src).stem, doc_base, pages)
+    return Path(src).name, json.dumps(nb, indent=1, ensure_ascii=False) + '\n'
+
+ASSET_SUFFIXES = {'.png', '.jpg', '.jpeg', '.gif', '.svg', '.webp', '.pdf', '.mp4', '.webm'}
+
+def copy_assets(nbs: Path, dest: Path) -> int:
+    "Copy the images notebooks link to (`![](images/x.png)`) from `nbs` into the book, keeping their paths."
+    n = 0
+    for p in Path(nbs).rglob('*'):
+        rel = p.relative_to(nbs)
+        if (not p.is_file() or p.suffix.lower() not in ASSET_SUFFIXES
+                or any(part.startswith(('.', '_')) for part in rel.parts)): continue
+        d = dest/rel
+        if not d.exists() or d.stat().st_size != p.stat().st_size or d.stat().st_mtime < p.stat().st_mtime:
+            d.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(p, d); n += 1
+    return n
+
+def _write_if_changed(p: Path, text: str):
+    "Write only when different, so Sphinx re-renders only the pages that changed."
+    if not p.exists() or p.read_text(encoding='utf-8') != text: p.write_text(text, encoding='utf-8')
+
+# --------------------------------------------------------------------------------------------------------
+# Book configuration (generated: the table of contents follows the notebooks in nbs/)
+
+def book_config(settings: dict) -> dict:
+    "Jupyter Book `_config.yml`: no execution, MyST markdown everywhere, local MathJax, no CDN assets."
+    return {
+        'title': settings.get('title', 'sparse-maml'), 'author': settings.get('author', ''),
+        'copyright': settings.get('copyright', ''), 'only_build_toc_files': True,
+        'exclude_patterns': ['_build', '**.ipynb_checkpoints'],
+        'execute': {'execute_notebooks': 'off'},
+        'parse': {'myst_enable_extensions': ['colon_fence', 'dollarmath', 'amsmath'],
+                  'myst_dmath_double_inline': True},
+        'html': {'use_repository_button': False, 'use_issues_button': False, 'use_edit_page_button': False,
+                 'home_page_in_navbar': True, 'comments': {'hypothesis': False, 'utterances': False},
+                 'extra_footer': 'Rendered from the notebooks in <code>nbs/</code> with <code>make docs</code>.'},
+        'launch_buttons': {'notebook_interface': 'classic', 'binderhub_url': '', 'jupyterhub_url': '',
+                           'thebe': False, 'colab_url': '', 'deepnote_url': ''},
+        'repository': {'url': settings.get('git_url', ''), 'branch': settings.get('branch', 'main'),
+                       'path_to_book': 'nbs'},
+        'sphinx': {'config': {
+            'nb_render_markdown_format': 'myst',       # docstrings' $math$ is typeset like the prose's
+            'nb_ipywidgets_js': {},                    # no require.js / widget manager from a CDN
+            'mathjax_path': f'../{MATHJAX_DIR}/tex-mml-chtml.js',   # relative to _static/
+            # textmacros (vendored with the other TeX extensions): `\text{fan\_in}` typesets as in LaTeX
+            'mathjax3_config': {'loader': {'load': ['[tex]/textmacros']}, 'tex': {'packages': {'[+]': ['textmacros']}}},
+            'html_show_copyright': True, 'html_last_updated_fmt': None,
+            'suppress_warnings': ['mystnb.unknown_mime_type', 'myst.header'],
+        }},
+    }
+
+# Room for the notebooks' ~110-character code lines (Jupyter Book links every .css file in `_static/`).
+BOOK_CSS = """/* sparse-maml docs (written by tools/build_docs.py) */
+.bd-page-width { max-width: 100rem; }
+.bd-main .bd-content .bd-article-container { max-width: 80em; }
+div.cell div.highlight pre, div.cell_output pre { font-size: 0.8rem; }
+"""
+
+def book_toc(names: list[str]) -> dict:
+    "Jupyter Book `_toc.yml`: `index` is the root, every other notebook a chapter, in file-name order."
+    stems = [Path(n).stem for n in names]
+    root = 'index' if 'index' in stems else stems[0]
+    return {'format': 'jb-book', 'root': root, 'chapters': [{'file': s} for s in stems if s != root]}
+
+# --------------------------------------------------------------------------------------------------------
+# MathJax, from the npm registry, verified and cached
+
+def cache_dir() -> Path:
+    base = os.environ.get('SPARSE_MAML_DOCS_CACHE') or Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'sparse-maml-docs'
+    return Path(base)
+
+def _integrity(data: bytes) -> str: return 'sha512-' + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+def _fetch_mathjax_tgz(tmp: Path) -> bytes:
+    "The mathjax tarball: `$MATHJAX_TGZ` if set, else `npm pack`, else a plain download from the registry."
+    if os.environ.get('MATHJAX_TGZ'): return Path(os.environ['MATHJAX_TGZ']).read_bytes()
+    if shutil.which('npm'):
+        r = subprocess.run(['npm', 'pack', f'mathjax@{MATHJAX_VERSION}', '--silent', '--pack-destination', str(tmp)],
+                           capture_output=True, text=True)
+        tgz = tmp/f'mathjax-{MATHJAX_VERSION}.tgz'
+        if r.returncode == 0 and tgz.exists(): return tgz.read_bytes()
+    with urllib.request.urlopen(MATHJAX_TARBALL, timeout=60) as f: return f.read()
+
+def ensure_mathjax() -> Path:
+    "A verified, trimmed MathJax in the cache (fetched once); returns its folder."
+    dest = cache_dir()/f'mathjax-{MATHJAX_VERSION}'
+    if (dest/'.verified').exists(): return dest
+    with tempfile.TemporaryDirectory() as tmp:
+        try: data = _fetch_mathjax_tgz(Path(tmp))
+        except Exception as e:
+            raise SystemExit(f'Could not fetch mathjax@{MATHJAX_VERSION} ({e}). Download {MATHJAX_TARBALL} '
+                             'and set MATHJAX_TGZ=/path/to/it, or run once with network access.')
+        if _integrity(data) != MATHJAX_INTEGRITY:
+            raise SystemExit(f'mathjax@{MATHJAX_VERSION} tarball failed its sha512 integrity check; refusing to use it.')
+        part = Path(tmp)/'mathjax'
+        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+            for m in tf.getmembers():
+                rel = m.name.removeprefix('package/')
+                if not m.isfile() or not any(rel == k or (k.endswith('/') and rel.startswith(k)) for k in MATHJAX_KEEP): continue
+                out = part/rel.removeprefix('es5/')
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(tf.extractfile(m).read())
+        (part/'.verified').write_text(MATHJAX_INTEGRITY + '\n')
+        if dest.exists(): shutil.rmtree(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(part), dest)
+    return dest
+
+# --------------------------------------------------------------------------------------------------------
+# Offline check: nothing in the built pages may make a browser reach the network
+
+class _AssetFinder(html.parser.HTMLParser):
+    "Collect URLs of resources a browser loads by itself (scripts, styles, images, frames, fonts)."
+    LOADS = {'script': 'src', 'img': 'src', 'iframe': 'src', 'source': 'src', 'video': 'src', 'audio': 'src',
+             'embed': 'src', 'object': 'data'}
+    LINK_RELS = {'stylesheet', 'preload', 'modulepreload', 'prefetch', 'preconnect', 'dns-prefetch', 'icon',
+                 'manifest', 'shortcut'}
+    def __init__(self):
+        super().__init__(); self.urls, self.links, self.ids = [], [], set()
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get('id'): self.ids.add(a['id'])
+        if tag == 'a' and a.get('href'): self.links.append(a['href'])
+        if tag in self.LOADS and a.get(self.LOADS[tag]): self.urls.append(a[self.LOADS[tag]])
+        if tag == 'link' and set((a.get('rel') or '').lower().split()) & self.LINK_RELS and a.get('href'):
+            self.urls.append(a['href'])
+
+def _remote(url: str) -> bool: return bool(re.match(r'^\s*(https?:)?//', url, re.I))
+
+def external_assets(html_dir: Path) -> list[str]:
+    "`page: url` for every remote resource the built site would fetch (HTML tags and CSS `url()`/`@import`)."
+    bad = []
+    for p in sorted(Path(html_dir).rglob('*.html')):
+        f = _AssetFinder(); f.feed(p.read_text(encoding='utf-8', errors='replace'))
+        bad += [f'{p.relative_to(html_dir)}: {u}' for u in f.urls if _remote(u)]
+    for p in sorted(Path(html_dir).rglob('*.css')):
+        css = p.read_text(encoding='utf-8', errors='replace')
+        urls = re.findall(r'url\(\s*[\'"]?([^\'")]+)', css) + re.findall(r'@import\s+[\'"]([^\'"]+)', css)
+        bad += [f'{p.relative_to(html_dir)}: {u}' for u in urls if _remote(u)]
+    return bad
+
+def _parse(p: Path) -> _AssetFinder:
+    f = _AssetFinder(); f.feed(p.read_text(encoding='utf-8', errors='replace')); return f
+
+def broken_links(html_dir: Path) -> list[str]:
+    "`page: href` for every link between the site's pages whose page or `#id` does not exist."
+    html_dir, bad, parsed = Path(html_dir), [], {}
+    def get(p):
+        if p not in parsed: parsed[p] = _parse(p)
+        return parsed[p]
+    for p in sorted(html_dir.glob('*.html')):
+        for href in get(p).links:
+            if re.match(r'^[a-zA-Z][a-zA-Z0-9+.-]*:|^//', href): continue       # external (http:, mailto:, ...)
+            path, _, frag = href.partition('#')
+            target = (p.parent/path.split('?')[0]).resolve() if path else p
+            if target.suffix != '.html' and path: continue                     # downloads, images
+            if not target.exists() or (frag and frag not in get(target).ids): bad.append(f'{p.name}: {href}')
+    return bad
+
+# --------------------------------------------------------------------------------------------------------
+# The build
+
+def _jupyter_book() -> list[str]:
+    exe = Path(sys.executable).parent/'jupyter-book'
+    return [str(exe)] if exe.exists() else [shutil.which('jupyter-book') or 'jupyter-book']
+
+def build(out: Path = DEFAULT_OUT, nbs: Path | None = None, only: list[str] | None = None, quiet: bool = False,
+          workers: int | None = None) -> Path:
+    "Render the notebooks of `nbs` into `out/_build/html`; returns that folder."
+    t0, log = time.time(), (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    out = Path(out).resolve()
+    srcs = list_notebooks(nbs)
+    if only: srcs = [p for p in srcs if p.stem in only or p.name in only or p.stem == 'index']
+    if not srcs: raise SystemExit(f'No notebooks in {nbs or NBS}')
+    settings = _settings()
+    pages = {nbdev_page(p.name): p.name for p in srcs}
+    src_dir = out/'_build'/'src'
+    src_dir.mkdir(parents=True, exist_ok=True)
+    for old in src_dir.glob('*.ipynb'):               # notebooks removed from nbs/ leave the book too
+        if old.name not in {p.name for p in srcs}: old.unlink()
+
+    log(f'processing {len(srcs)} notebooks with nbdev ...')
+    jobs = [(str(p), doc_base_url(settings), pages) for p in srcs]
+    # Each worker pays ~3 s of imports (nbdev, IPython, torch) once; on 2 cores one worker is the fastest.
+    n_workers = workers or max(1, min(len(jobs), (os.cpu_count() or 1) // 2, 4))
+    with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context('spawn'), initializer=_worker_init) as ex:
+        try:
+            for name, text in ex.map(_prepare_one, jobs): _write_if_changed(src_dir/name, text)
+        except RuntimeError as e: raise SystemExit(str(e)) from None
+    copy_assets(Path(nbs or NBS), src_dir)
+    import yaml
+    _write_if_changed(src_dir/'_config.yml', yaml.safe_dump(book_config(settings), sort_keys=False))
+    (src_dir/'_static').mkdir(exist_ok=True)
+    _write_if_changed(src_dir/'_static'/'sparse-maml.css', BOOK_CSS)
+    _write_if_changed(src_dir/'_toc.yml', yaml.safe_dump(book_toc([p.name for p in srcs]), sort_keys=False))
+
+    html_dir = out/'_build'/'html'
+    mj = ensure_mathjax()                             # copied first, so Sphinx can add its checksum
+    shutil.copytree(mj, html_dir/MATHJAX_DIR, dirs_exist_ok=True, ignore=shutil.ignore_patterns('.verified'))
+    log(f'rendering with Jupyter Book ({time.time()-t0:.1f} s so far) ...')
+    r = subprocess.run(_jupyter_book() + ['build', str(src_dir), '--path-output', str(out), '--builder', 'html'],
+                       capture_output=True, text=True, env={**os.environ, 'PYDEVD_DISABLE_FILE_VALIDATION': '1'})
+    if r.returncode != 0:
+        sys.stderr.write(r.stdout[-6000:] + r.stderr[-6000:])
+        raise SystemExit(f'jupyter-book build failed (exit {r.returncode})')
+    warns = [l for l in (r.stdout + r.stderr).splitlines() if 'WARNING' in l or 'ERROR' in l]
+    for w in warns: log('  ' + w)
+    bad = external_assets(html_dir)
+    if bad: raise SystemExit('The built site would fetch from the network:\n  ' + '\n  '.join(bad))
+    for b in broken_links(html_dir): log(f'  WARNING: broken link {b}')
+    log(f'done in {time.time()-t0:.1f} s: {html_dir/"index.html"}')
+    return html_dir
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--out', type=Path, default=DEFAULT_OUT, help='the site goes to OUT/_build/html (default docs/)')
+    ap.add_argument('--only', nargs='*', help='render only these notebooks (stems or file names), plus index')
+    ap.add_argument('--workers', type=int, help='processes running nbdev on the notebooks (default: cores/2, at most 4)')
+    ap.add_argument('--quiet', action='store_true')
+    a = ap.parse_args(argv)
+    build(a.out, None, a.only, a.quiet, a.workers)
+
+if __name__ == '__main__': main()
