@@ -7,7 +7,7 @@ __all__ = ['STUDY_SEEDS', 'BASE', 'FIELDS', 'BUDGETS', 'ITEMS', 'TABLE_ORDER', '
            'run_one', 'read_results', 'run_study', 'select', 'mean_std', 'results_table', 'initial_sparsity',
            'plot_sparsity_curves', 'plot_scan', 'main']
 
-# %% ../nbs/08_study.ipynb #b7d75f71
+# %% ../nbs/08_study.ipynb #6d7fc835
 import argparse, builtins, json, math, sys, time
 from pathlib import Path
 import torch
@@ -16,7 +16,7 @@ from .config import make_config
 from .learners import ALGOS
 from .train import read_metrics, train
 
-# %% ../nbs/08_study.ipynb #43ac2847
+# %% ../nbs/08_study.ipynb #987e5ed9
 STUDY_SEEDS = (0, 1, 2)
 BASE = dict(algo='sparse-maml', k_shot=1, n_inner_steps=5, inner_lr=0.4, hidden=64, init_sparsity=0.5)  # the study's centre point
 FIELDS = tuple(BASE)
@@ -27,7 +27,7 @@ BUDGETS = {  # evaluation sizes and meta-iterations per run; every figure and ta
 ITEMS = ('table1', 'init', 'table5', 'lr', 'steps', 'width')
 TABLE_ORDER = ('sparse-maml', 'fomaml', 'anil', 'metasgd', 'sparse-relu-maml', 'maml')  # run order: the centre and its baseline first, the slowest last
 
-# %% ../nbs/08_study.ipynb #f00f888e
+# %% ../nbs/08_study.ipynb #5b83d8b4
 def study_grid(items=ITEMS) -> list[dict]:
     "The distinct run settings (dicts over `FIELDS`) that the study `items` need, in order; shared points appear once."
     specs = []
@@ -43,7 +43,7 @@ def study_grid(items=ITEMS) -> list[dict]:
         if s not in out: out.append(s)
     return out
 
-# %% ../nbs/08_study.ipynb #1231b6bf
+# %% ../nbs/08_study.ipynb #da0e0747
 def run_name(spec: dict, seed: int) -> str:
     "A run directory name that spells out every study field and the seed."
     return '{algo}-{k_shot}s-K{n_inner_steps}-lr{inner_lr}-h{hidden}-init{init_sparsity}'.format(**spec) + f'-s{seed}'
@@ -62,7 +62,7 @@ def run_one(spec: dict,          # settings over `FIELDS`
                 n_test_episodes=rec['n_test_episodes'], best_val_acc=rec['best_val_acc'], sparsity=rec['sparsity'],
                 curve=curve, wall_time=time.time() - t0)
 
-# %% ../nbs/08_study.ipynb #1c95a98b
+# %% ../nbs/08_study.ipynb #31172526
 def read_results(path) -> list[dict]:
     "The run records of a study results file (JSON lines); [] if it does not exist."
     p = Path(path)
@@ -86,7 +86,7 @@ def run_study(results,                  # JSON-lines file the records are append
             print(f"{name}: test {100 * rec['test_acc']:.1f}% in {rec['wall_time']:.0f} s", flush=True)
     return read_results(results)
 
-# %% ../nbs/08_study.ipynb #8166d65e
+# %% ../nbs/08_study.ipynb #10b789b0
 def select(records: list[dict], budget: str | None = None, **fields) -> list[dict]:
     "The records whose study fields equal `BASE` updated with `fields` (and of `budget`, when given)."
     want = {**BASE, **fields}
@@ -99,7 +99,7 @@ def mean_std(xs) -> tuple[float, float, int]:
     m = sum(xs) / len(xs)
     return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0, len(xs)
 
-# %% ../nbs/08_study.ipynb #d23a01e3
+# %% ../nbs/08_study.ipynb #565f90cc
 def results_table(records: list[dict], budget: str, k_shots=(1, 5)) -> str:
     "Markdown table: test accuracy per algorithm and shot, mean +- std over seeds and the mean 95% CI of a run."
     rows = ['| algorithm | ' + ' | '.join(f'5-way {k}-shot: acc +- std (seeds) | mean 95% CI' for k in k_shots) + ' |',
@@ -114,7 +114,7 @@ def results_table(records: list[dict], budget: str, k_shots=(1, 5)) -> str:
         rows.append(f'| {a} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(rows)
 
-# %% ../nbs/08_study.ipynb #e6af2786
+# %% ../nbs/08_study.ipynb #d3e827ff
 CURVE_GROUPS = (('conv1', 'conv2', 'conv3', 'conv4', 'head', 'head bias'), ('bn1 gain', 'bn2 gain', 'bn3 gain', 'bn4 gain'))
 
 def _band(ax, x, ys, label, **kw):
@@ -146,7 +146,7 @@ def plot_sparsity_curves(records: list[dict], budget: str, **fields):
     fig.suptitle(f"{rs[0]['algo']} {rs[0]['k_shot']}-shot, budget '{budget}' ({rs[0]['steps']} meta-iterations), {len(rs)} seeds", fontsize=9)
     fig.tight_layout(); return fig
 
-# %% ../nbs/08_study.ipynb #9646f829
+# %% ../nbs/08_study.ipynb #b6f72528
 def _scan_line(ax, xs, values_per_x, label):
     "Mean over seeds at each x with a +- std band; values_per_x: one list of per-seed values per x."
     ms = [mean_std(v) for v in values_per_x]
@@ -174,7 +174,7 @@ def plot_scan(records: list[dict], budget: str, field: str, values, algos=('spar
     fig.suptitle(f"budget '{budget}' ({', '.join(map(str, sorted(steps)))} meta-iterations), {fields or 'study centre'}; mean +- std over seeds", fontsize=9)
     fig.tight_layout(); return fig
 
-# %% ../nbs/08_study.ipynb #97314178
+# %% ../nbs/08_study.ipynb #5c18e6d2
 def main(argv: list[str] | None = None) -> int:
     "`python -m sparse_maml.plots [--items ...] [--budget reduced] [--results FILE]`: (re-)run the study, resumably."
     p = argparse.ArgumentParser(prog='python -m sparse_maml.plots', description=run_study.__doc__)
