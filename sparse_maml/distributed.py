@@ -7,7 +7,7 @@ __all__ = ['init_distributed', 'local_device', 'is_main', 'barrier', 'shard_slic
            'all_reduce_loss', 'gather_tasks', 'DistributedEval', 'launch', 'meta_gradients', 'rel_diff',
            'save_meta_gradients', 'main']
 
-# %% ../nbs/09a_distributed.ipynb #69abce3b
+# %% ../nbs/09a_distributed.ipynb #81888f7f
 import builtins, os, socket, sys
 import torch
 import torch.distributed as dist
@@ -17,7 +17,7 @@ from .backbone import init_conv4
 from .data import Episodes
 from .learners import make_learner
 
-# %% ../nbs/09a_distributed.ipynb #d7a70a11
+# %% ../nbs/09a_distributed.ipynb #8361fcb0
 def init_distributed(device='cpu',  # the device this run computes on: 'cuda' uses NCCL, anything else gloo
                     ) -> tuple[int, int]:  # (rank, world size)
     "Join the process group `torchrun` describes in the environment; `(0, 1)` when not launched by torchrun (or alone)."
@@ -42,7 +42,7 @@ def barrier():
     "Wait for every rank (nothing to wait for in a single process), e.g. before reading a file rank 0 wrote."
     if dist.is_available() and dist.is_initialized(): dist.barrier()
 
-# %% ../nbs/09a_distributed.ipynb #f31cf13f
+# %% ../nbs/09a_distributed.ipynb #7b4cc90e
 def shard_slice(n: int, rank: int, world: int) -> slice:
     "Rank `rank`'s contiguous block of `n` tasks: block sizes differ by at most one, and the blocks in rank order cover 0..n-1."
     return slice(rank * n // world, (rank + 1) * n // world)
@@ -58,7 +58,7 @@ def shard(ep: Episodes,     # the full meta-batch, drawn identically on every ra
     s = shard_slice(T, rank, world)
     return Episodes(ep.xs[s], ep.ys[s], ep.xq[s], ep.yq[s])
 
-# %% ../nbs/09a_distributed.ipynb #6f422f36
+# %% ../nbs/09a_distributed.ipynb #d48d0bbc
 def all_reduce_grads(tensors,          # leaf tensors whose .grad to combine (theta's and m's values)
                      world: int,       # number of processes
                      op: str = 'mean', # 'mean' (outer loss averaged over tasks) or 'sum' (summed)
@@ -88,7 +88,7 @@ def gather_tasks(x: Tensor, world: int) -> Tensor:
     out = [torch.empty_like(padded) for _ in range(world)]; dist.all_gather(out, padded)
     return torch.cat([o[:int(s)] for o, s in zip(out, sizes)])
 
-# %% ../nbs/09a_distributed.ipynb #c28be58f
+# %% ../nbs/09a_distributed.ipynb #00342d83
 class DistributedEval:
     "A learner whose `evaluate` splits each meta-batch over the ranks and gathers the per-task results (the same on every rank)."
     def __init__(self, learner, rank: int, world: int): self.learner, self.rank, self.world = learner, rank, world
@@ -102,7 +102,7 @@ class DistributedEval:
 
     def __getattr__(self, name): return getattr(self.learner, name)
 
-# %% ../nbs/09a_distributed.ipynb #e15505c4
+# %% ../nbs/09a_distributed.ipynb #7e14b3de
 def launch(fn,           # called as fn(rank, world, *args) in each process; must be importable (a library function)
            world: int,   # number of processes
            *args):
@@ -115,7 +115,7 @@ def _entry(rank, fn, world, port, args):
     try: fn(rank, world, *args)
     finally: dist.destroy_process_group()
 
-# %% ../nbs/09a_distributed.ipynb #3ca9568d
+# %% ../nbs/09a_distributed.ipynb #904db0d2
 def meta_gradients(rank: int, world: int,      # this process, number of processes (1: no all-reduce)
                    algo: str = 'sparse-maml',  # any of learners.ALGOS
                    n_tasks: int = 4,           # T, divisible by world
@@ -145,7 +145,7 @@ def save_meta_gradients(rank: int, world: int, path: str, settings: list[dict]):
     "`meta_gradients` for each dict of `settings`, saved by every rank to `path.RANK` (for `launch`)."
     torch.save([meta_gradients(rank, world, **s) for s in settings], f'{path}.{rank}')
 
-# %% ../nbs/09a_distributed.ipynb #637225e0
+# %% ../nbs/09a_distributed.ipynb #cf3858c6
 def main() -> int:
     "Under torchrun: compare the all-reduced meta-gradients with a single-process computation; rank 0 prints the result."
     rank, world = init_distributed()
@@ -154,7 +154,7 @@ def main() -> int:
         mine, one = meta_gradients(rank, world, dtype=dtype), meta_gradients(0, 1, dtype=dtype)
         errs.append(rel_diff(mine, one))
     ok = errs[0] < 1e-12 and errs[1] < 1e-6
-    if is_main(): print(f"{world} processes: meta-gradients {'equal' if ok else 'DIFFER FROM'} the single-process ones "
+    if is_main(): print(f"{world} process{'es' if world > 1 else ''}: meta-gradients {'equal' if ok else 'DIFFER FROM'} the single-process ones "
                         f"(relative difference {errs[0]:.1e} in float64, {errs[1]:.1e} in float32)")
     if dist.is_initialized(): dist.destroy_process_group()
     return 0 if ok else 1
