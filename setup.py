@@ -24,6 +24,8 @@ setuptools.setup(
                  f"Intended Audience :: {cfg['audience']}", f"License :: {lic[1]}",
                  f"Natural Language :: {cfg['language']}", 'Programming Language :: Python :: 3'],
     url=cfg['git_url'],
+    project_urls={'Documentation': cfg['doc_host'] + cfg['doc_baseurl'], 'Source': cfg['git_url']},
+    keywords=cfg['keywords'].split(),
     author=cfg['author'], author_email=cfg['author_email'],
     packages=setuptools.find_packages(include=['sparse_maml', 'sparse_maml.*']),
     include_package_data=True,
