@@ -121,6 +121,7 @@ def use_dashes():
     plain = fs.anno_parser
     def anno_parser(func, prog=None):
         p = plain(func, prog)
+        if not func.__module__.startswith(('prepare_', '__main__')): return p   # only the data scripts' own parsers
         for a in p._actions:
             dashed = [s.replace('_', '-') if s.startswith('--') else s for s in a.option_strings]
             for s in dashed: p._option_string_actions[s] = a
