@@ -114,21 +114,22 @@ def print_summary(splits, folder: Path):
     print(f'cache written: {folder}')
 
 
-def use_dashes():
-    "Make fastcore.script show and accept `--data-dir` for a parameter `data_dir` (`--data_dir` keeps working)."
+def call_parse_dashed(func):
+    "fastcore's `call_parse`, with this script's options spelled `--data-dir` (`--data_dir` keeps working); other parsers untouched."
     import fastcore.script as fs
-    if getattr(fs.anno_parser, 'dashed', False): return
     plain = fs.anno_parser
-    def anno_parser(func, prog=None):
-        p = plain(func, prog)
-        if not func.__module__.startswith(('prepare_', '__main__')): return p   # only the data scripts' own parsers
+    def dashed(f, prog=None):
+        p = plain(f, prog)
         for a in p._actions:
-            dashed = [s.replace('_', '-') if s.startswith('--') else s for s in a.option_strings]
-            for s in dashed: p._option_string_actions[s] = a
-            a.option_strings = dashed
+            names = [s.replace('_', '-') if s.startswith('--') else s for s in a.option_strings]
+            for s in names: p._option_string_actions[s] = a
+            a.option_strings = names
         return p
-    anno_parser.dashed = True
-    fs.anno_parser = anno_parser
+    cli = fs.call_parse(func)
+    if func.__module__ != '__main__': return cli     # imported (tests): call it with arguments
+    fs.anno_parser = dashed                          # run as the script: parse argv and run now, then restore
+    try: return cli()
+    finally: fs.anno_parser = plain
 
 
 def run_cli(prepare, prog: str, **kwargs):

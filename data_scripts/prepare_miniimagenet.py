@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (PrepareError, decode, fetch, folder_fingerprint, print_summary, progress, resize, run_cli,
-                     sha256_file, smd, up_to_date, use_dashes, warn)
+                     sha256_file, smd, up_to_date, call_parse_dashed, warn)
 import torch
-from fastcore.script import Param, call_parse, store_true
+from fastcore.script import Param, store_true
 
 CSV_URL = 'https://raw.githubusercontent.com/twitter-research/meta-learning-lstm/master/data/miniImagenet/{}'
 CSV_SHA256 = {'train.csv': None, 'val.csv': None, 'test.csv': None}  # not verifiable from where this was written
@@ -245,9 +245,7 @@ def prepare(source: str | None = None, split_dir: str | None = None, data_dir: s
     return folder
 
 
-use_dashes()  # --split-dir, --data-dir, --image-size (before @call_parse, which runs `main` at once as a script)
-
-@call_parse
+@call_parse_dashed  # --data-dir, --image-size, ...
 def main(source: Param('the MiniImageNet files: a folder, or one .pkl / .hdf5 file of the set', str) = None,
          split_dir: Param('folder with train.csv, val.csv, test.csv (default: --source if it has them, else download)', str) = None,
          data_dir: Param('cache root (default: $SPARSE_MAML_DATA, else ~/.cache/sparse-maml)', str) = None,

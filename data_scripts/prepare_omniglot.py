@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (PrepareError, decode, fetch, print_summary, progress, resize, run_cli,
-                     sha256_file, smd, up_to_date, use_dashes, verify)
+                     sha256_file, smd, up_to_date, call_parse_dashed, verify)
 import torch
-from fastcore.script import Param, call_parse, store_true
+from fastcore.script import Param, store_true
 
 URL = 'https://raw.githubusercontent.com/brendenlake/omniglot/master/python/{}'
 SHA256 = {  # zip -> expected sha256 (None: not known here; the computed value is printed so you can compare)
@@ -133,9 +133,7 @@ def prepare(source: str | None = None, data_dir: str | None = None, subset: str 
     return folder
 
 
-use_dashes()  # --data-dir, --image-size (before @call_parse, which runs `main` at once when this file is the script)
-
-@call_parse
+@call_parse_dashed  # --data-dir, --image-size, ...
 def main(source: Param('folder holding the Omniglot zips (default: download them into <data-dir>/downloads/omniglot)', str) = None,
          data_dir: Param('cache root (default: $SPARSE_MAML_DATA, else ~/.cache/sparse-maml)', str) = None,
          subset: Param('small: the two 5-alphabet zips; full: images_background + images_evaluation; '
