@@ -5,12 +5,11 @@
 # %% auto #0
 __all__ = ['SHAPES', 'PEAK_TFLOPS', 'SIZES', 'DEFAULT_SIZES', 'IMPLS', 'COLUMNS', 'BENCH_NOTES', 'conv4_flops', 'task_flops',
            'project', 'peak_tflops', 'projection_table', 'reference_forward', 'reference_outer_loss', 'BenchSize',
-           'synthetic_dataset', 'precision_context', 'GraphedStep', 'check_gradients_of', 'measure',
-           'measure_in_subprocess', 'grad_rel_err', 'run_bench', 'check_gradients', 'machine', 'bench_row',
-           'bench_header', 'bench_table', 'bench_cmd', 'main']
+           'synthetic_dataset', 'GraphedStep', 'check_gradients_of', 'measure', 'measure_in_subprocess', 'grad_rel_err',
+           'run_bench', 'check_gradients', 'machine', 'bench_row', 'bench_header', 'bench_table', 'bench_cmd', 'main']
 
 # %% ../nbs/09_gpu.ipynb #ff3693ec
-import contextlib, json, os, platform, subprocess, sys, tempfile, time
+import json, os, platform, subprocess, sys, tempfile, time
 from dataclasses import dataclass
 from functools import partial
 import torch
@@ -19,7 +18,7 @@ from torch import Tensor
 from fastcore.script import Param, store_true
 from .backbone import init_conv4
 from .cli import UsageError, cli_parser, fail
-from .config import TrainConfig, make_config
+from .config import TrainConfig, make_config, precision_context
 from .data import EpisodeSampler, Episodes, FewShotDataset
 from .learners import make_learner
 
@@ -138,17 +137,6 @@ def synthetic_dataset(channels: int, image_size: int, n_classes: int = 20, n_per
     images = (protos + noise).clamp(0, 255).to(torch.uint8).flatten(0, 1)             # [n_classes * n_per_class, C, H, W]
     return FewShotDataset(images, torch.arange(n_classes).repeat_interleave(n_per_class), [f'c{i}' for i in range(n_classes)],
                           (0.5,) * channels, (0.25,) * channels, 'synthetic', 'train')
-
-# %% ../nbs/09_gpu.ipynb #33893e1f
-@contextlib.contextmanager
-def precision_context(precision: str = 'fp32',  # 'fp32' | 'tf32' | 'bf16'
-                      device='cpu'):             # where the computation runs
-    "'fp32': IEEE float32; 'tf32': TF32 convolutions and matmuls on CUDA; 'bf16': bfloat16 autocast (CPU or CUDA)."
-    if precision not in ('fp32', 'tf32', 'bf16'): raise ValueError(f"precision must be fp32, tf32 or bf16, got {precision!r}")
-    dev = torch.device(device).type
-    if dev == 'cuda':   # process-wide switches (cuDNN would otherwise use TF32 for float32 convolutions)
-        torch.backends.cudnn.conv.fp32_precision = torch.backends.cuda.matmul.fp32_precision = 'tf32' if precision == 'tf32' else 'ieee'
-    with torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == 'bf16', cache_enabled=False): yield  # no cache: CUDA-graph safe
 
 # %% ../nbs/09_gpu.ipynb #9d0941d2
 class GraphedStep:

@@ -12,6 +12,7 @@ from pathlib import Path
 from fastcore.script import Param, anno_parser, store_true
 from .data import default_data_dir, prepare_command, read_manifest
 from .learners import ALGOS
+from .distributed import is_main
 from .config import PRESETS, RunError, make_config, parse_override, read_config
 from .train import evaluate_run, group_sparsity, load_run, read_metrics, train
 
@@ -50,7 +51,7 @@ def train_cmd(preset: Param(f"preset: {', '.join(PRESETS)} (default: omniglot-5w
               overwrite: Param("replace an existing run in the run directory", store_true) = False,
               stop_after_epochs: Param("debug: stop after this epoch's checkpoint (resume later)", int) = None,
               quiet: Param("no progress bar", store_true) = False):
-    "Meta-train on a preset; validate on fixed episodes, keep the best checkpoint, test it (accuracy +- 95% CI)."
+    "Meta-train on a preset; validate on fixed episodes, keep the best checkpoint, test it (accuracy +- 95% CI). Under torchrun the meta-batch is split over the processes."
     fields = dict(parse_override(s) for s in set_ or [])
     fields.update({k: v for k, v in dict(algo=algo, seed=seed, device=device).items() if v is not None})
     if resume:
@@ -61,6 +62,7 @@ def train_cmd(preset: Param(f"preset: {', '.join(PRESETS)} (default: omniglot-5w
         cfg = make_config(preset or 'omniglot-5w1s', **fields)
         run_dir = run_dir or f"runs/{preset or 'omniglot-5w1s'}-{cfg.algo}-s{cfg.seed}"
     rec = train(cfg, run_dir, resume=bool(resume), progress=not quiet, overwrite=overwrite, stop_after_epochs=stop_after_epochs)
+    if not is_main(): return                      # under torchrun, rank 0 reports
     if rec['split'] == 'test': print(_summary(rec, run_dir))
     else: print(f"stopped after epoch {rec['epoch']}; continue with: sparse-maml train --resume {run_dir}")
 

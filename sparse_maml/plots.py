@@ -23,8 +23,9 @@ FIELDS = tuple(BASE)
 BUDGETS = {  # evaluation sizes and meta-iterations per run; every figure and table names the budget it was run at
     'reduced': dict(epochs=3, iters_per_epoch=20, n_val_episodes=20, n_test_episodes=100, eval_batch=20),
     'full': dict(epochs=10, iters_per_epoch=50, n_val_episodes=100, n_test_episodes=600, eval_batch=25),
+    'long': dict(epochs=8, iters_per_epoch=238, outer_lr=2e-3, mask_lr=5e-3, n_val_episodes=25, n_test_episodes=300, eval_batch=25),  # the quickstart's
 }
-ITEMS = ('table1', 'init', 'table5', 'lr', 'steps', 'width')
+ITEMS = ('table1', 'init', 'table5', 'lr', 'steps', 'steps5', 'width', 'centre')
 TABLE_ORDER = ('sparse-maml', 'fomaml', 'anil', 'metasgd', 'sparse-relu-maml', 'maml')  # run order: the centre and its baseline first, the slowest last
 
 # %% ../nbs/08_study.ipynb #5b83d8b4
@@ -35,7 +36,9 @@ def study_grid(items=ITEMS) -> list[dict]:
         if item in ('table1', 'table5'): specs += [dict(algo=a, k_shot=int(item[-1])) for a in TABLE_ORDER]
         elif item == 'init': specs += [dict(init_sparsity=s) for s in (0.1, 0.5, 0.9)]
         elif item == 'lr': specs += [dict(algo=a, inner_lr=lr) for lr in (0.01, 0.1, 0.4, 1.0) for a in ('sparse-maml', 'fomaml')]
-        elif item == 'steps': specs += [dict(algo=a, k_shot=k, n_inner_steps=K) for K in (5, 15, 25) for k in (1, 5) for a in ('sparse-maml', 'fomaml')]
+        elif item in ('steps', 'steps5'):
+            specs += [dict(algo=a, k_shot=5 if item == 'steps5' else 1, n_inner_steps=K) for K in (5, 15, 25) for a in ('sparse-maml', 'fomaml')]
+        elif item == 'centre': specs += [dict(), dict(algo='fomaml')]
         elif item == 'width': specs += [dict(algo=a, hidden=h) for h in (32, 64, 128) for a in ('sparse-maml', 'fomaml')]
         else: raise ValueError(f"unknown study item {item!r}; choose from {', '.join(ITEMS)}")
     out = []

@@ -18,7 +18,7 @@ from .plots import initial_sparsity
 
 # %% ../nbs/08a_quickstart.ipynb #c3a54315
 QUICKSTART = dict(algo='sparse-maml', k_shot=1, n_way=5, n_query=5, hidden=64, inner_lr=0.4, n_inner_steps=5, meta_batch=4,
-                  outer_lr=2e-3, mask_lr=2e-3, init_sparsity=0.5, rotations=True, n_val_episodes=25, n_test_episodes=300,
+                  outer_lr=2e-3, mask_lr=5e-3, init_sparsity=0.5, rotations=True, n_val_episodes=25, n_test_episodes=300,
                   eval_batch=25, device='cpu', tensorboard=False)
 RESULTS_DIR = Path(sparse_maml.__file__).resolve().parents[1] / 'nbs' / 'results'  # committed results of a source checkout
 CACHED_BASELINE = RESULTS_DIR / 'quickstart_baseline.json'

@@ -15,8 +15,9 @@ import numpy as np, torch
 from tqdm.auto import tqdm
 from .backbone import init_conv4, param_group
 from .config import PRESETS, RunError, TrainConfig, make_config  # re-exported: `from sparse_maml.train import ...`
-from .config import check_config, config_diff, read_config, resolve_device
+from .config import check_config, config_diff, precision_context, read_config, resolve_device
 from .data import EVAL_SEED, EpisodeSampler, fixed_episodes, load_split
+from .distributed import DistributedEval, all_reduce_grads, all_reduce_loss, barrier, gather_tasks, init_distributed, local_device, shard
 from .learners import make_learner
 from .masks import overall_sparsity
 
@@ -181,63 +182,77 @@ def train(cfg: TrainConfig | None, # the settings (None with `resume`: the saved
     run_dir = Path(run_dir)
     cfg = _prepare(cfg, run_dir, resume, overwrite)
     device = resolve_device(cfg.device)
+    rank, world = init_distributed(device); device = local_device(device)   # (0, 1) unless launched by torchrun
+    if cfg.meta_batch % world: raise RunError(f"meta_batch={cfg.meta_batch} cannot be split evenly over {world} processes; use a multiple of {world}")
+    main = rank == 0                               # the one process that writes files and shows progress
     data = load_data(cfg, device=device)
     ck = load_checkpoint(run_dir / 'last.pt') if resume and (run_dir / 'last.pt').exists() else None
-    if not resume:
+    barrier()                                      # every rank has checked the run directory before rank 0 changes it
+    if not resume and main:
         for f in ('last.pt', 'best.pt', 'metrics.jsonl'): (run_dir / f).unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / 'config.json').write_text(json.dumps(asdict(cfg), indent=1) + '\n')
     random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
     learner = build_learner(cfg, device)
+    evaluator = DistributedEval(learner, rank, world) if world > 1 else learner
+    params = [*learner.theta.values(), *learner.meta.values()]
     opts = [torch.optim.Adam(learner.theta.values(), lr=cfg.outer_lr)]
     if learner.meta: opts.append(torch.optim.Adam(learner.meta.values(), lr=cfg.mask_lr))
-    sampler = EpisodeSampler(data['train'], cfg.n_way, cfg.k_shot, cfg.n_query, seed=cfg.seed)
+    sampler = EpisodeSampler(data['train'], cfg.n_way, cfg.k_shot, cfg.n_query, seed=cfg.seed)  # the same draws on every rank
     st = dict(epoch=0, step=0, best_val_acc=-1.0, best_epoch=0, loss_sum=0.0, acc_sum=0.0, n_tasks=0, wall_time=0.0)
     if ck:
         _load_weights(learner, ck)
         for o, k in zip(opts, ('opt_theta', 'opt_meta')): o.load_state_dict(ck[k])
         set_rng_state(ck['rng']); sampler.load_state_dict(ck['sampler']); st.update(ck['state'])
-    log, (K, lr) = _Log(run_dir, cfg, keep_epochs=st['epoch'] if resume else None), _test_settings(cfg)
+    log, (K, lr) = _Log(run_dir, cfg, keep_epochs=st['epoch'] if resume else None) if main else None, _test_settings(cfg)
+    def save(path):                                # every rank checks the weights (so all stop together), rank 0 writes
+        ck_ = _checkpoint(cfg, learner, opts, sampler, st)
+        if main: save_atomic(ck_, path)
     val_eps, t0 = eval_episodes(data['val'], cfg), time.time() - st['wall_time']
-    bar = tqdm(total=cfg.epochs * cfg.iters_per_epoch, initial=st['step'], disable=not progress, desc=f'{cfg.algo} {cfg.dataset}')
+    bar = tqdm(total=cfg.epochs * cfg.iters_per_epoch, initial=st['step'], disable=not (progress and main), desc=f'{cfg.algo} {cfg.dataset}')
     for epoch in range(st['epoch'] + 1, cfg.epochs + 1):
         for it in range(1, cfg.iters_per_epoch + 1):
-            loss, acc = learner.outer_loss(sampler.sample(cfg.meta_batch), cfg.reduction)
+            with precision_context(cfg.precision, device):  # this rank's tasks
+                local, acc = learner.outer_loss(shard(sampler.sample(cfg.meta_batch), rank, world), cfg.reduction)
+            loss, acc = all_reduce_loss(local, world, cfg.reduction), gather_tasks(acc, world)  # the whole meta-batch's
             st['step'] += 1
             if not torch.isfinite(loss):
                 last = run_dir / 'last.pt'
                 raise RunError(f"non-finite training loss ({loss.item()}) at step {st['step']} (epoch {epoch}, meta-batch {it}); "
                                f"stopped, last good checkpoint: {last if last.exists() else 'none yet'}")
             for o in opts: o.zero_grad(set_to_none=True)
-            loss.backward()
+            local.backward()
+            all_reduce_grads(params, world, cfg.reduction)   # no-op in one process
             for o in opts: o.step()
             st['loss_sum'] += loss.item() * (len(acc) if cfg.reduction == 'mean' else 1)
             st['acc_sum'] += acc.sum().item(); st['n_tasks'] += len(acc)
             bar.update(); bar.set_postfix(loss=f'{loss.item():.3f}', acc=f'{acc.mean().item():.3f}', best_val=f"{st['best_val_acc']:.3f}" if st['best_val_acc'] >= 0 else '-', refresh=False)
         st['epoch'] = epoch
         if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
-            val = evaluate_episodes(learner, val_eps, K, lr, progress='validation' if progress else None)
+            with precision_context(cfg.precision, device): val = evaluate_episodes(evaluator, val_eps, K, lr, progress='validation' if progress and main else None)
             improved = val['acc'] > st['best_val_acc']
             if improved: st['best_val_acc'], st['best_epoch'] = val['acc'], epoch
             st['wall_time'] = time.time() - t0
-            log({'split': 'val', 'epoch': epoch, 'step': st['step'], 'train_loss': st['loss_sum'] / st['n_tasks'],
-                 'train_acc': st['acc_sum'] / st['n_tasks'], 'val_loss': val['loss'], 'val_acc': val['acc'], 'val_ci95': val['ci95'],
-                 'best': improved, 'sparsity': group_sparsity(learner), 'outer_lr': opts[0].param_groups[0]['lr'],
-                 'mask_lr': opts[1].param_groups[0]['lr'] if len(opts) > 1 else None, 'inner_lr': cfg.inner_lr, 'wall_time': st['wall_time']})
+            if main: log({'split': 'val', 'epoch': epoch, 'step': st['step'], 'train_loss': st['loss_sum'] / st['n_tasks'],
+                          'train_acc': st['acc_sum'] / st['n_tasks'], 'val_loss': val['loss'], 'val_acc': val['acc'], 'val_ci95': val['ci95'],
+                          'best': improved, 'sparsity': group_sparsity(learner), 'outer_lr': opts[0].param_groups[0]['lr'],
+                          'mask_lr': opts[1].param_groups[0]['lr'] if len(opts) > 1 else None, 'inner_lr': cfg.inner_lr, 'wall_time': st['wall_time']})
             st.update(loss_sum=0.0, acc_sum=0.0, n_tasks=0)
-            if improved: save_atomic(_checkpoint(cfg, learner, opts, sampler, st), run_dir / 'best.pt')
+            if improved: save(run_dir / 'best.pt')
         st['wall_time'] = time.time() - t0
-        save_atomic(_checkpoint(cfg, learner, opts, sampler, st), run_dir / 'last.pt')
+        save(run_dir / 'last.pt')
         if stop_after_epochs and epoch >= stop_after_epochs:
-            bar.close(); return {'split': 'stopped', 'epoch': epoch, 'step': st['step']}
+            bar.close(); barrier(); return {'split': 'stopped', 'epoch': epoch, 'step': st['step']}
     bar.close()
+    barrier()                                      # rank 0 has written best.pt
     _load_weights(learner, load_checkpoint(run_dir / 'best.pt'))
-    test = evaluate_episodes(learner, eval_episodes(data['test'], cfg), K, lr, progress='test' if progress else None)
+    with precision_context(cfg.precision, device): test = evaluate_episodes(evaluator, eval_episodes(data['test'], cfg), K, lr, progress='test' if progress and main else None)
     rec = {'split': 'test', 'epoch': st['best_epoch'], 'step': st['step'], 'test_loss': test['loss'], 'test_acc': test['acc'],
            'test_ci95': test['ci95'], 'n_test_episodes': test['n'], 'test_inner_steps': K, 'test_inner_lr': lr,
            'best_val_acc': st['best_val_acc'], 'sparsity': group_sparsity(learner), 'wall_time': time.time() - t0}
-    log(rec)
+    if main: log(rec)
     return rec
+
 
 # %% ../nbs/07_train.ipynb #9a329374
 def load_run(run_dir, checkpoint: str = 'best', device='cpu') -> tuple:
@@ -263,6 +278,7 @@ def evaluate_run(run_dir,                       # a run directory
     dev = resolve_device(device or cfg.device)
     cfg, learner = load_run(run_dir, checkpoint, dev)
     K, lr = _test_settings(cfg, n_inner_steps, inner_lr)
-    r = evaluate_episodes(learner, eval_episodes(load_data(cfg, (split,), dev)[split], cfg, n_episodes), K, lr, split if progress else None)
+    with precision_context(cfg.precision, dev):
+        r = evaluate_episodes(learner, eval_episodes(load_data(cfg, (split,), dev)[split], cfg, n_episodes), K, lr, split if progress else None)
     return {'split': split, 'checkpoint': checkpoint, f'{split}_acc': r['acc'], f'{split}_ci95': r['ci95'], f'{split}_loss': r['loss'],
             f'n_{split}_episodes': r['n'], 'inner_steps': K, 'inner_lr': lr, 'sparsity': group_sparsity(learner)}

@@ -1,6 +1,7 @@
 """Data parallelism over tasks (sparse_maml.distributed): two gloo processes on the CPU reproduce the single-process
 meta-gradients (float64 to rounding, float32 to 1e-6), evaluation split unevenly over ranks gathers to the same per-task
-results, and `torchrun -m sparse_maml.distributed` runs the same check through torchrun's environment."""
+results, `torchrun -m sparse_maml.distributed` runs the same check through torchrun's environment, and
+`torchrun -m sparse_maml.cli train` follows the single-process training run with rank 0 alone writing."""
 import os, subprocess, sys
 import pytest, torch
 import sparse_maml.distributed as D
@@ -83,3 +84,50 @@ def test_torchrun():
                         'sparse_maml.distributed'], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert '2 processes: meta-gradients equal the single-process ones' in r.stdout
+
+
+def _train(launcher, run_dir, data_dir, *extra):
+    "`sparse-maml train` on the tiny synthetic cache of test_train_cli, single-threaded: (returncode, stdout, stderr)."
+    from test_train_cli import tiny
+    r = subprocess.run([*launcher, '-m', 'sparse_maml.cli', 'train', '--run-dir', str(run_dir), *tiny(data_dir, 2, 'meta_batch=4', *extra)],
+                       capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=600)
+    return r.returncode, r.stdout, r.stderr
+
+
+TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2']
+
+
+def test_torchrun_train(tmp_path):
+    "`torchrun --nproc_per_node=2 -m sparse_maml.cli train` follows the single-process run; only rank 0 writes and reports."
+    from test_train_cli import tiny_cache
+    from sparse_maml.train import load_checkpoint, read_metrics
+    data_dir = tiny_cache(tmp_path / 'data').parent
+    rc1, out1, err1 = _train([sys.executable], tmp_path / 'one', data_dir)
+    rc2, out2, err2 = _train(TORCHRUN, tmp_path / 'two', data_dir)
+    assert rc1 == 0, err1[-3000:]
+    assert rc2 == 0, err2[-3000:]
+    assert out2.count('test accuracy') == 1                                  # one report, from rank 0
+    assert sorted(p.name for p in (tmp_path / 'two').iterdir()) == sorted(p.name for p in (tmp_path / 'one').iterdir())
+    m1, m2 = read_metrics(tmp_path / 'one'), read_metrics(tmp_path / 'two')
+    assert [(r['split'], r['step']) for r in m2] == [(r['split'], r['step']) for r in m1]   # one line per validation and test
+    for a, b in zip(m1, m2):
+        for k in ('train_loss', 'val_loss', 'test_loss'):
+            if k in a: assert b[k] == pytest.approx(a[k], rel=1e-4), k
+        for k in ('train_acc', 'val_acc', 'test_acc', 'sparsity'):
+            if k in a: assert b[k] == pytest.approx(a[k], abs=1e-3), k
+    c1, c2 = load_checkpoint(tmp_path / 'one' / 'last.pt'), load_checkpoint(tmp_path / 'two' / 'last.pt')
+    for part in ('theta', 'meta'):
+        for k in c1[part]:
+            # a conv bias before BatchNorm has meta-gradient 0 up to rounding, and Adam scales that rounding noise up to
+            # full-size steps, so those biases wander differently in any two summation orders (they change no output)
+            if part == 'theta' and k.startswith('conv') and k.endswith('.bias'): continue
+            torch.testing.assert_close(c2[part][k], c1[part][k], rtol=1e-4, atol=1e-5)
+
+
+def test_torchrun_train_uneven_meta_batch(tmp_path):
+    from test_train_cli import tiny_cache
+    data_dir = tiny_cache(tmp_path / 'data').parent
+    rc, out, err = _train(TORCHRUN, tmp_path / 'odd', data_dir, 'meta_batch=3')
+    assert rc != 0
+    assert 'error: meta_batch=3 cannot be split evenly over 2 processes; use a multiple of 2' in err
+    assert not (tmp_path / 'odd').exists()                                   # nothing written
