@@ -253,7 +253,6 @@ def train(cfg: TrainConfig | None, # the settings (None with `resume`: the saved
     if main: log(rec)
     return rec
 
-
 # %% ../nbs/07_train.ipynb #9a329374
 def load_run(run_dir, checkpoint: str = 'best', device='cpu') -> tuple:
     "`(cfg, learner)` rebuilt from `run_dir/<checkpoint>.pt` ('best' or 'last')."
