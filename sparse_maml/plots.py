@@ -103,11 +103,11 @@ def mean_std(xs) -> tuple[float, float, int]:
     return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0, len(xs)
 
 # %% ../nbs/08_study.ipynb #565f90cc
-def results_table(records: list[dict], budget: str, k_shots=(1, 5)) -> str:
+def results_table(records: list[dict], budget: str, k_shots=(1, 5), algos=ALGOS) -> str:
     "Markdown table: test accuracy per algorithm and shot, mean +- std over seeds and the mean 95% CI of a run."
     rows = ['| algorithm | ' + ' | '.join(f'5-way {k}-shot: acc +- std (seeds) | mean 95% CI' for k in k_shots) + ' |',
             '|---' * (1 + 2 * len(k_shots)) + '|']
-    for a in ALGOS:
+    for a in algos:
         cells = []
         for k in k_shots:
             rs = select(records, budget, algo=a, k_shot=k)
@@ -171,6 +171,8 @@ def plot_scan(records: list[dict], budget: str, field: str, values, algos=('spar
         if algo.startswith('sparse'):
             for g in groups: _scan_line(a1, xs, [[r['sparsity'][g] for r in rs[v]] for v in xs], f'{algo}: {g}')
         _scan_line(a2, xs, [[r['test_acc'] for r in rs[v]] for v in xs], algo)
+    lo, hi = a1.get_ylim()
+    if hi - lo < 10: a1.set_ylim((lo + hi) / 2 - 5, (lo + hi) / 2 + 5)   # at least 10 points: moves of 0.1 point should look small
     for a, y in ((a1, 'final update sparsity (%)'), (a2, 'test accuracy (%)')):
         a.set_xlabel(field); a.set_ylabel(y); a.legend(fontsize=7)
         if field == 'inner_lr': a.set_xscale('log')
