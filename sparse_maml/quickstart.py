@@ -102,12 +102,14 @@ def quickstart(minutes: float = 8.0,  # wall-clock budget of the sparse-MAML run
     n_iter = cfg.epochs * cfg.iters_per_epoch
     print(f"sparse-MAML, Omniglot 5-way 1-shot: {n_iter} meta-iterations of {cfg.meta_batch} tasks "
           f"({step_s:.2f} s each on {torch.get_num_threads()} threads), budget {minutes:g} min")
+    cmd = f"sparse-maml quickstart --minutes {minutes:g} --seed {seed} --baseline {baseline}"
+    def record(name, rec):   # the test record, labelled with the command and its size: what nbs/results keeps
+        (run_dir / name).write_text(json.dumps({**rec, 'command': cmd, 'meta_iterations': n_iter, 'date': time.strftime('%Y-%m-%d')}, indent=1) + '\n')
     out = {'sparse-maml': train(cfg, run_dir / cfg.algo, progress=progress, overwrite=True)}
+    record('run.json', out['sparse-maml'])
     if baseline == 'train':
         out['fomaml'] = train(make_config(cfg, algo='fomaml'), run_dir / 'fomaml', progress=progress, overwrite=True)
-        cmd = f"sparse-maml quickstart --minutes {minutes:g} --seed {seed} --baseline train"
-        (run_dir / 'baseline.json').write_text(json.dumps({**out['fomaml'], 'command': cmd, 'meta_iterations': n_iter,
-                                                           'date': time.strftime('%Y-%m-%d')}, indent=1) + '\n')
+        record('baseline.json', out['fomaml'])
     elif baseline == 'cached':
         if CACHED_BASELINE.exists(): out['fomaml (cached)'] = json.loads(CACHED_BASELINE.read_text())
         else: print(f"no cached baseline at {CACHED_BASELINE}; use --baseline train")
