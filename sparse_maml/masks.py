@@ -62,7 +62,7 @@ def overall_sparsity(m: Params,  # mask parameters
 
 # %% ../nbs/03_masks.ipynb #a8a2333f
 from tqdm.auto import tqdm
-from .tasks import SinusoidTasks, sample_sinusoids, init_mlp, mse_loss
+from .tasks import SinusoidTasks, sample_sinusoids, init_mlp, mse_loss, make_optimisers, outer_step
 
 # %% ../nbs/03_masks.ipynb #4b37da59
 def init_mask(params: Params,              # parameters the mask gates (keys, shapes, dtype, device)
@@ -112,17 +112,15 @@ def train_sinusoid(algo: str = 'sparse-maml',      # 'maml' (second order), 'fom
     precond, first_order = SINUSOID_ALGOS[algo]
     theta = {k: v.requires_grad_() for k, v in init_mlp(seed=seed).items()}
     mask = init_mask(theta, init_sparsity, seed=seed + 1) if precond == 'step' else None
-    opts = [torch.optim.Adam(theta.values(), lr=outer_lr)] + ([torch.optim.Adam(mask.values(), lr=mask_lr)] if mask else [])
+    opts = make_optimisers(theta, mask, outer_lr, meta_lr=mask_lr)
     gen, it, start = torch.Generator().manual_seed(seed), 0, time.perf_counter()
     history = [(0, float('nan'), update_sparsity(mask) if mask else {})]
     total = n_iters if n_iters is not None else seconds
     fmt = None if n_iters is not None else '{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}{postfix}]'   # time budget
     with tqdm(total=total, desc=algo, disable=not progress, bar_format=fmt) as bar:
         while (it < n_iters) if n_iters is not None else (time.perf_counter() - start < seconds):
-            loss = sinusoid_query_mse(theta, mask, sample_sinusoids(meta_batch, generator=gen), inner_lr, n_inner_steps, first_order).mean()
-            for o in opts: o.zero_grad()
-            loss.backward()
-            for o in opts: o.step()
+            tasks = sample_sinusoids(meta_batch, generator=gen)
+            loss = outer_step(opts, sinusoid_query_mse(theta, mask, tasks, inner_lr, n_inner_steps, first_order).mean())
             it += 1
             if it % log_every == 0:
                 history.append((it, loss.item(), update_sparsity(mask) if mask else {}))
