@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'SPLITS', 'EVAL_SEED', 'CACHE_VERSION', 'FewShotDataset', 'Episodes',
-           'sample_indices', 'make_episodes', 'EpisodeSampler', 'FixedEpisodes', 'fixed_episodes', 'default_data_dir',
-           'cache_dir', 'prepare_command', 'save_cache', 'read_manifest', 'load_split', 'add_rotations']
+           'sample_indices', 'make_episodes', 'EpisodeSampler', 'FixedEpisodes', 'fixed_episodes', 'CacheError',
+           'default_data_dir', 'cache_dir', 'prepare_command', 'sha256_file', 'save_cache', 'verify_cache',
+           'load_split', 'read_manifest', 'add_rotations', 'synthetic_dataset', 'tiny_cache']
 
 # %% ../nbs/05_data.ipynb #4daaf86d
-import json, math, os, shutil, tempfile, time
+import hashlib, json, math, os, shutil, tempfile, time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -193,7 +194,13 @@ def fixed_episodes(dataset: FewShotDataset,  # usually the val or test split
     return FixedEpisodes(dataset, n_episodes, n_way, k_shot, n_query, seed, batch_size)
 
 # %% ../nbs/05_data.ipynb #8ecfff0d
-CACHE_VERSION = 1  # bump when the cache layout changes: older caches are then rebuilt
+CACHE_VERSION = 2  # bump when the cache layout changes: older caches are then rebuilt (2: sizes and sha256s of the files)
+
+class CacheError(FileNotFoundError):
+    "A dataset cache that is missing, of another version or damaged; the message names the command that (re)builds it."
+    def __init__(self, problem: str, command: str):
+        super().__init__(f"{problem}; {'rebuild' if command.endswith('--force') else 'build'} it with: {command}")
+        self.problem, self.command = problem, command
 
 def default_data_dir() -> Path:
     "Where caches live: `$SPARSE_MAML_DATA` if set, else `~/.cache/sparse-maml`."
@@ -204,11 +211,28 @@ def cache_dir(name: str, data_dir=None) -> Path:
     return Path(data_dir or default_data_dir()).expanduser() / name
 
 def prepare_command(name: str, data_dir=None) -> str:
-    "The shell command that builds the cache of `name` (run from the repository root)."
+    "The shell command that builds the cache of `name`: `sparse-maml prepare NAME` (installed package or clone)."
     source = ' --source <folder with your MiniImageNet files>' if name == 'miniimagenet' else ''
-    return f'python data_scripts/prepare_{name}.py{source} --data-dir {Path(data_dir or default_data_dir()).expanduser()}'
+    return f'sparse-maml prepare {name}{source} --data-dir {Path(data_dir or default_data_dir()).expanduser()}'
 
-# %% ../nbs/05_data.ipynb #5b3bfb29
+# %% ../nbs/05_data.ipynb #377b2b03
+def sha256_file(path) -> str:
+    "Hex sha256 of a file, read in 1 MiB chunks."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
+    return h.hexdigest()
+
+def _write_split(ds: FewShotDataset, folder: Path) -> dict:
+    "Write `<split>.pt` and `<split>.json`; return their manifest records {file: {size, sha256}} and the split's info."
+    info = dict(n_classes=ds.n_classes, n_per_class=ds.class_index.shape[1], n_images=len(ds),  # raises if unequal
+                shape=list(ds.images.shape[1:]), mean=list(ds.mean), std=list(ds.std))
+    torch.save({'images': ds.images.cpu().contiguous(), 'labels': ds.labels.cpu()}, folder / f'{ds.split}.pt')
+    (folder / f'{ds.split}.json').write_text(json.dumps(dict(info, class_names=ds.class_names), indent=1))
+    files = {f: dict(size=(folder / f).stat().st_size, sha256=sha256_file(folder / f))
+             for f in (f'{ds.split}.pt', f'{ds.split}.json')}
+    return files, info
+
 def save_cache(splits: Sequence[FewShotDataset],  # the splits of one dataset (same `name`)
                data_dir=None,                     # cache root; default `default_data_dir()`
                manifest: dict | None = None,      # provenance to record: sources, checksums, options
@@ -222,14 +246,10 @@ def save_cache(splits: Sequence[FewShotDataset],  # the splits of one dataset (s
     tmp, final, old = Path(tempfile.mkdtemp(prefix=f'.{name}.tmp-', dir=root)), root / name, None
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private
-        info = {}
-        for ds in splits:
-            n_per_class = ds.class_index.shape[1]  # raises if the classes are unequal
-            torch.save({'images': ds.images.cpu().contiguous(), 'labels': ds.labels.cpu()}, tmp / f'{ds.split}.pt')
-            info[ds.split] = dict(n_classes=ds.n_classes, n_per_class=n_per_class, n_images=len(ds),
-                                  shape=list(ds.images.shape[1:]), mean=list(ds.mean), std=list(ds.std))
-            (tmp / f'{ds.split}.json').write_text(json.dumps(dict(info[ds.split], class_names=ds.class_names), indent=1))
-        man = dict(manifest or {}, name=name, version=CACHE_VERSION, splits=info, created=time.strftime('%Y-%m-%d %H:%M:%S'))
+        files, info = {}, {}
+        for ds in splits: files_ds, info[ds.split] = _write_split(ds, tmp); files.update(files_ds)
+        man = dict(manifest or {}, name=name, version=CACHE_VERSION, splits=info, files=files,
+                   created=time.strftime('%Y-%m-%d %H:%M:%S'))
         (tmp / 'manifest.json').write_text(json.dumps(man, indent=1))
         if final.exists(): old = final.rename(root / f'.{name}.old-{os.getpid()}-{time.time_ns()}')
         tmp.rename(final)
@@ -240,36 +260,99 @@ def save_cache(splits: Sequence[FewShotDataset],  # the splits of one dataset (s
     if old is not None: shutil.rmtree(old, ignore_errors=True)
     return final
 
-# %% ../nbs/05_data.ipynb #cddeb112
-def read_manifest(name: str, data_dir=None) -> dict | None:
-    "The manifest of the cache of `name`, or None when there is no cache."
-    path = cache_dir(name, data_dir) / 'manifest.json'
-    return json.loads(path.read_text()) if path.exists() else None
+# %% ../nbs/05_data.ipynb #56707fe3
+def verify_cache(name: str,                    # 'omniglot' | 'miniimagenet'
+                 data_dir=None,                # cache root; default `default_data_dir()`
+                 splits: Sequence[str] = SPLITS,  # the splits whose files to check
+                 checksum: bool = True,        # also compare sha256s (one read of each file), not only sizes
+                ) -> dict:                     # the manifest
+    "The manifest of an intact, current cache of `name`; else `CacheError` naming the problem and the command to run."
+    folder = cache_dir(name, data_dir)
+    cmd, man = prepare_command(name, folder.parent), read_manifest(name, data_dir)
+    if man is None: raise CacheError(f'no {name} cache in {folder}', cmd)
+    if man.get('version') != CACHE_VERSION:
+        raise CacheError(f"the {name} cache in {folder} has version {man.get('version')}, this code reads version "
+                         f'{CACHE_VERSION}', cmd + ' --force')
+    if absent := [s for s in splits if s not in man.get('splits', {})]:
+        raise CacheError(f"the {name} cache in {folder} has no {absent[0]} split", cmd + ' --force')
+    if bad := _damage(folder, man.get('files', {}), [f'{s}{e}' for s in splits for e in ('.pt', '.json')], checksum):
+        raise CacheError(f'damaged {name} cache: {bad}', cmd + ' --force')
+    return man
 
 def load_split(name: str,              # 'omniglot' | 'miniimagenet'
                split: str,             # 'train' | 'val' | 'test'
                data_dir=None,          # cache root; default `default_data_dir()`
                rotations: bool = False,  # add 90/180/270-degree rotations as new classes (see `add_rotations`)
+               checksum: bool = True,  # verify the files' sha256s (sizes are always checked)
               ) -> FewShotDataset:
-    "Load one split of a prepared cache (CPU); a missing cache raises FileNotFoundError with the command that builds it."
+    "Load one split of a verified cache (CPU); a missing or damaged cache raises `CacheError` with the command to run."
     if split not in SPLITS: raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
-    folder, man = cache_dir(name, data_dir), read_manifest(name, data_dir)
-    if man is None or not (folder / f'{split}.pt').exists():
-        raise FileNotFoundError(f'no {name} cache in {folder}; build it with: {prepare_command(name, folder.parent)}')
-    if man.get('version') != CACHE_VERSION:
-        raise FileNotFoundError(f'the {name} cache in {folder} has version {man.get("version")}, this code reads '
-                                f'version {CACHE_VERSION}; rebuild it with: {prepare_command(name, folder.parent)} --force')
-    tensors, meta = torch.load(folder / f'{split}.pt', weights_only=True), json.loads((folder / f'{split}.json').read_text())
+    verify_cache(name, data_dir, [split], checksum)
+    folder = cache_dir(name, data_dir)
+    try: tensors = torch.load(folder / f'{split}.pt', weights_only=True)
+    except Exception as e:  # only reachable with checksum=False: a file of the right size that is not a torch file
+        raise CacheError(f'damaged {name} cache: {folder / split}.pt cannot be read ({type(e).__name__})',
+                         prepare_command(name, folder.parent) + ' --force') from None
+    meta = json.loads((folder / f'{split}.json').read_text())
     ds = FewShotDataset(tensors['images'], tensors['labels'], meta['class_names'], tuple(meta['mean']),
                         tuple(meta['std']), name, split)
     return add_rotations(ds) if rotations else ds
+
+# %% ../nbs/05_data.ipynb #2c046ce2
+def read_manifest(name: str, data_dir=None) -> dict | None:
+    "The manifest of the cache of `name`, or None when there is none (an unreadable one raises `CacheError`)."
+    path = cache_dir(name, data_dir) / 'manifest.json'
+    if not path.exists(): return None
+    try: return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise CacheError(f'damaged {name} cache: {path} is unreadable', prepare_command(name, path.parent.parent)
+                         + ' --force') from None
+
+def _damage(folder: Path, files: dict, names: list[str], checksum: bool) -> str | None:
+    "What is wrong with the first of the cache files `names` that does not match its manifest record, or None."
+    for f in names:
+        path, rec = folder / f, files.get(f)
+        if rec is None or not path.is_file(): return f'{path} is missing'
+        if (size := path.stat().st_size) != rec['size']: return f"{path} has {size} bytes, the manifest says {rec['size']}"
+        if checksum and sha256_file(path) != rec['sha256']: return f'{path} has changed (its sha256 is not the manifest\'s)'
+    return None
 
 # %% ../nbs/05_data.ipynb #9921d8c7
 def add_rotations(ds: FewShotDataset,                        # a split with square images
                   quarter_turns: tuple[int, ...] = (1, 2, 3),  # rotations by k * 90 degrees to add
                  ) -> FewShotDataset:
-    "Every class rotated by 90, 180 and 270 degrees becomes a new class (the standard Omniglot augmentation): 4x classes."
+    "Every class rotated by 90, 180 and 270 degrees becomes a new class (Omniglot's standard augmentation): 4x classes."
     images = torch.cat([ds.images] + [ds.images.rot90(k, dims=(2, 3)) for k in quarter_turns])
     labels = torch.cat([ds.labels + i * ds.n_classes for i in range(len(quarter_turns) + 1)])
     names = ds.class_names + [f'{c}/rot{90 * k}' for k in quarter_turns for c in ds.class_names]
     return replace(ds, images=images, labels=labels, class_names=names)
+
+# %% ../nbs/05_data.ipynb #a9d74dcb
+def _noisy_prototypes(g: torch.Generator, n_classes: int, n_per_class: int, channels: int, size: int, noise: int) -> Tensor:
+    "uint8 [n_classes * n_per_class, C, size, size]: per class a random prototype plus uniform noise in [-noise, noise]."
+    protos = torch.randint(0, 256, (n_classes, 1, channels, size, size), generator=g)
+    noise = torch.randint(-noise, noise + 1, (n_classes, n_per_class, channels, size, size), generator=g)
+    return (protos + noise).clamp(0, 255).to(torch.uint8).flatten(0, 1)
+
+def synthetic_dataset(channels: int,         # image channels (1: Omniglot-like, 3: MiniImageNet-like)
+                      image_size: int,       # side of the square images
+                      n_classes: int = 20,   # number of classes
+                      n_per_class: int = 20,  # images per class
+                      seed: int = 0,         # the same seed gives the same bytes
+                     ) -> FewShotDataset:    # the 'synthetic' 'train' split, mean 0.5 and std 0.25 per channel
+    "A random uint8 split: per class a random prototype plus noise in [-40, 40]."
+    images = _noisy_prototypes(torch.Generator().manual_seed(seed), n_classes, n_per_class, channels, image_size, 40)
+    return FewShotDataset(images, torch.arange(n_classes).repeat_interleave(n_per_class),
+                          [f'c{i}' for i in range(n_classes)], (0.5,) * channels, (0.25,) * channels, 'synthetic', 'train')
+
+def tiny_cache(data_dir,                 # cache root to write `<data_dir>/omniglot` into
+               n_classes=(12, 6, 6),     # classes of the train, val and test splits
+               per_class=20,             # images per class
+               seed=0,                   # one generator, drawn from for train, then val, then test
+              ) -> Path:                 # the cache folder (what `save_cache` returns)
+    "A synthetic 'omniglot' cache (1 x 28 x 28, noise in [-60, 60]) for fast tests; `load_split` reads it as Omniglot."
+    g, splits = torch.Generator().manual_seed(seed), []
+    for split, n in zip(SPLITS, n_classes):
+        splits.append(FewShotDataset(_noisy_prototypes(g, n, per_class, 1, 28, 60), torch.arange(n).repeat_interleave(per_class),
+                                     [f'c{i}' for i in range(n)], (0.5,), (0.25,), 'omniglot', split))
+    return save_cache(splits, data_dir)
