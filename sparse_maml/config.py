@@ -43,7 +43,7 @@ class TrainConfig:
     eval_batch: int = 25             # episodes per batched evaluation call
     seed: int = 0                    # seeds the initialisation, the mask and the training episodes
     device: str = 'auto'             # 'auto', 'cpu', 'cuda' or 'cuda:N'
-    precision: str = 'fp32'          # 'fp32', 'tf32' (TF32 convolutions on CUDA) or 'bf16' (bfloat16 autocast): `precision_context`
+    precision: str = 'fp32'          # 'fp32', 'tf32' (TF32 on CUDA) or 'bf16' (bfloat16 autocast): `precision_context`
     rotations: bool = True           # Omniglot: add the 90/180/270-degree rotations of the training classes as classes
     data_dir: str | None = None      # dataset cache root (None: $SPARSE_MAML_DATA, else ~/.cache/sparse-maml)
     tensorboard: bool = True         # also log to TensorBoard when it is installed
@@ -61,19 +61,23 @@ PRESETS = {
 
 # %% ../nbs/07_config.ipynb #7b463d5c
 PRECISIONS = ('fp32', 'tf32', 'bf16')
-_POSITIVE = ('n_way', 'k_shot', 'n_query', 'hidden', 'inner_lr', 'n_inner_steps', 'test_inner_steps', 'test_inner_lr', 'meta_batch',
-             'epochs', 'iters_per_epoch', 'outer_lr', 'mask_lr', 'val_every', 'n_val_episodes', 'n_test_episodes', 'eval_batch')
+_POSITIVE = ('n_way', 'k_shot', 'n_query', 'hidden', 'inner_lr', 'n_inner_steps', 'test_inner_steps', 'test_inner_lr',
+             'meta_batch', 'epochs', 'iters_per_epoch', 'outer_lr', 'mask_lr', 'val_every', 'n_val_episodes',
+             'n_test_episodes', 'eval_batch')
 
 def check_config(cfg: TrainConfig) -> TrainConfig:
     "Return `cfg` if every field is valid, else raise `RunError` naming the first bad one."
     if cfg.algo not in ALGOS: raise RunError(f"unknown algo {cfg.algo!r}; choose from {', '.join(ALGOS)}")
-    if cfg.dataset not in ('omniglot', 'miniimagenet'): raise RunError(f"unknown dataset {cfg.dataset!r}; choose omniglot or miniimagenet")
+    if cfg.dataset not in ('omniglot', 'miniimagenet'):
+        raise RunError(f"unknown dataset {cfg.dataset!r}; choose omniglot or miniimagenet")
     for k in _POSITIVE:
         v = getattr(cfg, k)
-        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0): raise RunError(f"{k} must be positive, got {v!r}")
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise RunError(f"{k} must be positive, got {v!r}")
     if not 0 <= cfg.init_sparsity < 1: raise RunError(f"init_sparsity must be in [0, 1), got {cfg.init_sparsity!r}")
     if cfg.reduction not in ('mean', 'sum'): raise RunError(f"reduction must be 'mean' or 'sum', got {cfg.reduction!r}")
-    if cfg.precision not in PRECISIONS: raise RunError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    if cfg.precision not in PRECISIONS:
+        raise RunError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.device not in ('auto', 'cpu', 'cuda') and not cfg.device.startswith('cuda:'):
         raise RunError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     return cfg
@@ -122,7 +126,8 @@ def resolve_device(device) -> torch.device:
     device = str(device)
     if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     if device.startswith('cuda') and not torch.cuda.is_available():
-        raise RunError(f"device {device!r} requested but CUDA is not available (torch.cuda.is_available() is False); use --device cpu")
+        raise RunError(f"device {device!r} requested but CUDA is not available "
+                       "(torch.cuda.is_available() is False); use --device cpu")
     return torch.device(device)
 
 @contextlib.contextmanager
@@ -132,5 +137,7 @@ def precision_context(precision: str = 'fp32',  # 'fp32' | 'tf32' | 'bf16'
     if precision not in PRECISIONS: raise ValueError(f"precision must be fp32, tf32 or bf16, got {precision!r}")
     dev = torch.device(device).type
     if dev == 'cuda':   # process-wide switches (cuDNN would otherwise use TF32 for float32 convolutions)
-        torch.backends.cudnn.conv.fp32_precision = torch.backends.cuda.matmul.fp32_precision = 'tf32' if precision == 'tf32' else 'ieee'
-    with torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == 'bf16', cache_enabled=False): yield  # no cache: CUDA-graph safe
+        mode = 'tf32' if precision == 'tf32' else 'ieee'
+        torch.backends.cudnn.conv.fp32_precision = torch.backends.cuda.matmul.fp32_precision = mode
+    # cache_enabled=False: no weight-cast cache, so the context is safe inside a CUDA-graph capture
+    with torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == 'bf16', cache_enabled=False): yield
