@@ -19,7 +19,7 @@ QUIET_PIP := grep -v -e '^WARNING: Location' -e 'BuildBackendWarning' -e '^ *!!'
 	-e 'Please consider' -e 'License ::' -e 'See https://packaging' -e 'self._finalize' -e 'Please be careful' \
 	-e 'name as your package' -e 'with strategy' -e 'Editable installation' || true
 
-.PHONY: help install quickstart test check-sync data browser docs readme lab clean
+.PHONY: help install quickstart test check-sync lint data browser docs readme lab clean
 
 help:
 	@echo "make quickstart  set up .venv, prepare Omniglot, train sparse-MAML vs MAML and print the results"
@@ -52,13 +52,17 @@ check-sync: install
 	  git status --short -- nbs sparse_maml; exit 1; fi; \
 	echo "notebooks and library in sync and clean"
 
+# Lines of at most 120 characters in the library, the notebooks' code, tests and tools (pyproject.toml [tool.ruff]).
+lint: install
+	@$(BIN)/ruff check --quiet --output-format concise && echo "lint: no line over 120 characters"
+
 # Headless Chromium for the docs rendering test (skipped with a message where it cannot be installed).
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && \
 	    apt-get install -y -qq chromium >/dev/null 2>&1; }; } ; } || echo "note: chromium not installed; the docs rendering test will be skipped"
 
-test: check-sync data browser
+test: check-sync lint data browser
 	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/nbdev_test --n_workers $(N_WORKERS) --timing
 	OMP_NUM_THREADS=$(N_WORKERS) $(BIN)/pytest -q tests
 
