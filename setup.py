@@ -29,6 +29,7 @@ setuptools.setup(
     author=cfg['author'], author_email=cfg['author_email'],
     packages=setuptools.find_packages(include=['sparse_maml', 'sparse_maml.*']),
     include_package_data=True,
+    package_data={'sparse_maml': ['results/*.json']},  # the quickstart's committed baseline
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     python_requires='>=' + cfg['min_python'],
