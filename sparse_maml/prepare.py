@@ -6,7 +6,7 @@
 __all__ = ['PrepareError', 'warn', 'progress', 'verify', 'fetch', 'folder_fingerprint', 'up_to_date', 'decode', 'resize',
            'print_summary', 'dashed_parser', 'run_script']
 
-# %% ../nbs/05a_prepare.ipynb #40760692
+# %% ../nbs/05a_prepare.ipynb #8b382b0c
 import hashlib, sys, urllib.request, warnings
 from pathlib import Path
 import torch
@@ -14,7 +14,7 @@ from fastcore.script import anno_parser
 from tqdm import tqdm
 from .data import CacheError, FewShotDataset, cache_dir, read_manifest, sha256_file, verify_cache
 
-# %% ../nbs/05a_prepare.ipynb #3786b453
+# %% ../nbs/05a_prepare.ipynb #1a22fb3d
 # torchvision 0.29 deprecates torchvision.io's codecs in favour of TorchCodec, and warns at every call
 warnings.filterwarnings('ignore', message='The image decoding and encoding capabilities of TorchVision',
                         category=DeprecationWarning)
@@ -30,7 +30,7 @@ def progress(iterable=None, **kwargs):
     "A tqdm progress bar on stderr, shown only on a terminal."
     return tqdm(iterable, disable=None, leave=False, **kwargs)
 
-# %% ../nbs/05a_prepare.ipynb #203c1f8b
+# %% ../nbs/05a_prepare.ipynb #42687ce0
 def verify(path: Path,                # the file to check
            expected: str | None,      # its known sha256, None if unknown
            note: str = '',            # appended to the warning when `expected` is None
@@ -72,7 +72,7 @@ def folder_fingerprint(files: list[Path], root: Path) -> str:
         h.update(f'{p.relative_to(root)}\t{st.st_size}\t{st.st_mtime_ns}\n'.encode())
     return 'stat:' + h.hexdigest()
 
-# %% ../nbs/05a_prepare.ipynb #c4029acf
+# %% ../nbs/05a_prepare.ipynb #3a912d94
 def up_to_date(name: str,       # 'omniglot' | 'miniimagenet'
                data_dir,        # cache root
                manifest: dict,  # this preparation's `sources` and `options`
@@ -81,11 +81,11 @@ def up_to_date(name: str,       # 'omniglot' | 'miniimagenet'
     if not cache_dir(name, data_dir).exists(): return False
     try: old = verify_cache(name, data_dir)
     except CacheError as e:
-        print(f'rebuilding the {name} cache: {e.problem}')
+        print(f'rebuilding: {e.problem}')
         return False
     return all(old.get(k) == manifest.get(k) for k in ('sources', 'options'))
 
-# %% ../nbs/05a_prepare.ipynb #662ce5e9
+# %% ../nbs/05a_prepare.ipynb #aed4d40b
 def decode(data: bytes | torch.Tensor, name: str, mode: str) -> torch.Tensor:
     "Decode an encoded image (PNG, JPEG, ...) to uint8 [C, H, W]; `mode` 'GRAY' or 'RGB'; errors name the image."
     from torchvision.io import ImageReadMode, decode_image
@@ -111,7 +111,7 @@ def print_summary(splits: list[FewShotDataset], folder: Path):
         print(f'  {ds.split:5} {ds.n_classes:4} classes x {ds.class_index.shape[1]:3} images  {list(ds.images.shape[1:])}')
     print(f'cache written: {folder}')
 
-# %% ../nbs/05a_prepare.ipynb #73ee643e
+# %% ../nbs/05a_prepare.ipynb #a8ed0d55
 def dashed_parser(func, prog: str):
     "fastcore's `anno_parser` of `func`, with its options spelled with dashes (`--data-dir`; `--data_dir` still works)."
     p = anno_parser(func, prog)

@@ -1,4 +1,4 @@
-"""Tests of data_scripts/prepare_omniglot.py and data_scripts/prepare_miniimagenet.py.
+"""Tests of dataset preparation (sparse_maml.omniglot, .miniimagenet; the data_scripts/ wrappers) and of verified caches.
 
 Omniglot: the real minimal zips (../shared/data/omniglot) where present, and tiny synthetic zips in the layout of the
 full background / evaluation sets. MiniImageNet: a tiny synthetic dataset (3 classes x 4 images per split, 84x84)
@@ -14,11 +14,10 @@ from torchvision.io import decode_image, encode_jpeg, encode_png, ImageReadMode
 from torchvision.transforms.v2 import functional as F
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / 'data_scripts'))
-import prepare_miniimagenet as pm
-import prepare_omniglot as po
-from _common import PrepareError
-from sparse_maml.data import load_split, read_manifest
+import sparse_maml.miniimagenet as pm
+import sparse_maml.omniglot as po
+from sparse_maml.data import CacheError, load_split, read_manifest, tiny_cache
+from sparse_maml.prepare import PrepareError
 
 pytestmark = pytest.mark.filterwarnings('ignore:The image decoding and encoding capabilities of TorchVision:DeprecationWarning')
 
@@ -45,7 +44,7 @@ def run_scripts(*calls) -> list[subprocess.CompletedProcess]:
 
 @needs_omniglot
 def test_omniglot_small(tmp_path, capsys):
-    folder = po.prepare(str(OMNIGLOT), str(tmp_path))
+    folder = po.prepare_omniglot(str(OMNIGLOT), str(tmp_path))
     splits = {s: load_split('omniglot', s, tmp_path) for s in ('train', 'val', 'test')}
     assert [ds.n_classes for ds in splits.values()] == [136, 42, 64]
     assert all(ds.images.shape[1:] == (1, 28, 28) and ds.class_index.shape[1] == 20 for ds in splits.values())
@@ -63,7 +62,7 @@ def test_omniglot_small(tmp_path, capsys):
     # idempotent: the second run changes nothing
     stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     capsys.readouterr()
-    po.prepare(str(OMNIGLOT), str(tmp_path))
+    po.prepare_omniglot(str(OMNIGLOT), str(tmp_path))
     assert 'cache up to date' in capsys.readouterr().out
     assert stamps == {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert sorted(p.name for p in tmp_path.iterdir()) == ['omniglot']
@@ -74,11 +73,11 @@ def test_omniglot_wrong_checksum_keeps_old_cache(tmp_path):
     src, data = tmp_path / 'src', tmp_path / 'data'
     src.mkdir()
     for z in ('images_background_small1.zip', 'images_background_small2.zip'): shutil.copy(OMNIGLOT / z, src / z)
-    po.prepare(str(src), str(data))
+    po.prepare_omniglot(str(src), str(data))
     before = (data / 'omniglot' / 'train.pt').read_bytes()
     with open(src / 'images_background_small2.zip', 'ab') as f: f.write(b'\0')
     with pytest.raises(PrepareError, match='images_background_small2.zip: wrong checksum: sha256 [0-9a-f]{64}, expected 3ccaa4'):
-        po.prepare(str(src), str(data), force=True)
+        po.prepare_omniglot(str(src), str(data), force=True)
     assert (data / 'omniglot' / 'train.pt').read_bytes() == before          # the old cache is untouched
     assert sorted(p.name for p in data.iterdir()) == ['omniglot']          # and nothing else was left
 
@@ -88,7 +87,7 @@ def test_omniglot_missing_zip(tmp_path):
     (tmp_path / 'src').mkdir()
     shutil.copy(OMNIGLOT / 'images_background_small1.zip', tmp_path / 'src')
     with pytest.raises(PrepareError, match='missing images_background_small2.zip in'):
-        po.prepare(str(tmp_path / 'src'), str(tmp_path / 'data'))
+        po.prepare_omniglot(str(tmp_path / 'src'), str(tmp_path / 'data'))
     assert no_cache(tmp_path / 'data', 'omniglot')
 
 
@@ -96,20 +95,20 @@ def test_omniglot_missing_zip(tmp_path):
 def test_omniglot_download(tmp_path, monkeypatch, capsys):
     "Without --source the zips are fetched (here from file:// URLs) into <data-dir>/downloads and checked."
     monkeypatch.setattr(po, 'URL', OMNIGLOT.as_uri() + '/{}')
-    po.prepare(None, str(tmp_path))
+    po.prepare_omniglot(None, str(tmp_path))
     assert (tmp_path / 'downloads/omniglot/images_background_small1.zip').exists()
     assert load_split('omniglot', 'val', tmp_path).n_classes == 42
     monkeypatch.setitem(po.SHA256, 'images_background_small1.zip', '0' * 64)  # a download that does not match
     (tmp_path / 'downloads/omniglot/images_background_small1.zip').unlink()
     with pytest.raises(PrepareError, match='wrong checksum'):
-        po.prepare(None, str(tmp_path), force=True)
+        po.prepare_omniglot(None, str(tmp_path), force=True)
     assert sorted(p.name for p in (tmp_path / 'downloads/omniglot').iterdir()) == ['images_background_small2.zip']
 
 
 def test_omniglot_download_fails_cleanly(tmp_path, monkeypatch):
     monkeypatch.setattr(po, 'URL', (tmp_path / 'nowhere').as_uri() + '/{}')
     with pytest.raises(PrepareError, match='cannot download file://'):
-        po.prepare(None, str(tmp_path / 'data'))
+        po.prepare_omniglot(None, str(tmp_path / 'data'))
     assert no_cache(tmp_path / 'data', 'omniglot')
     assert list((tmp_path / 'data/downloads/omniglot').iterdir()) == []    # no partial download
 
@@ -149,7 +148,7 @@ def full_omniglot(tmp_path, monkeypatch):
 
 def test_omniglot_full_layout(full_omniglot, tmp_path, capsys):
     src = full_omniglot()
-    po.prepare(str(src), str(tmp_path / 'data'))
+    po.prepare_omniglot(str(src), str(tmp_path / 'data'))
     assert 'warning: no known sha256 for images_background.zip; it has' in capsys.readouterr().err
     splits = {s: load_split('omniglot', s, tmp_path / 'data') for s in ('train', 'val', 'test')}
     assert [ds.n_classes for ds in splits.values()] == [4, 6, 4]
@@ -163,18 +162,18 @@ def test_omniglot_corrupt_image(full_omniglot, tmp_path):
     bad = 'images_background/Beta/character02/0101_07.png'
     src = full_omniglot(**{bad: b'not a png at all'})
     with pytest.raises(PrepareError, match=f'cannot decode image images_background.zip:{bad}'):
-        po.prepare(str(src), str(tmp_path / 'data'))
+        po.prepare_omniglot(str(src), str(tmp_path / 'data'))
     assert no_cache(tmp_path / 'data', 'omniglot')
 
 
 def test_omniglot_wrong_class_counts(full_omniglot, tmp_path):
     src = full_omniglot(**{'images_background/Alpha/character02/0001_20.png': None})
     with pytest.raises(PrepareError, match='wrong class count: images_background.zip: Alpha/character02 has 19 drawings, expected 20'):
-        po.prepare(str(src), str(tmp_path / 'data'))
+        po.prepare_omniglot(str(src), str(tmp_path / 'data'))
     src = full_omniglot()
     omniglot_zip(src / 'images_evaluation.zip', EVALUATION, n_chars=1)
     with pytest.raises(PrepareError, match='images_evaluation.zip has 2 characters in 2 alphabets, expected 4'):
-        po.prepare(str(src), str(tmp_path / 'data'), subset='full')
+        po.prepare_omniglot(str(src), str(tmp_path / 'data'), subset='full')
     assert no_cache(tmp_path / 'data', 'omniglot')
 
 
@@ -182,7 +181,7 @@ def test_omniglot_wrong_image_shape(full_omniglot, tmp_path):
     bad = 'images_background/Tagalog/character01/0400_03.png'
     src = full_omniglot(**{bad: png(0, size=(100, 90))})
     with pytest.raises(PrepareError, match=f'wrong image shape: images_background.zip:{bad} is 90x100, expected 105x105'):
-        po.prepare(str(src), str(tmp_path / 'data'))
+        po.prepare_omniglot(str(src), str(tmp_path / 'data'))
     assert no_cache(tmp_path / 'data', 'omniglot')
 
 
@@ -190,7 +189,7 @@ def test_omniglot_not_a_zip(full_omniglot, tmp_path):
     src = full_omniglot()
     (src / 'images_evaluation.zip').write_bytes(b'garbage')
     with pytest.raises(PrepareError, match='images_evaluation.zip is not a readable zip file'):
-        po.prepare(str(src), str(tmp_path / 'data'))
+        po.prepare_omniglot(str(src), str(tmp_path / 'data'))
     assert no_cache(tmp_path / 'data', 'omniglot')
 
 # ---------------------------------------------------------------------------------------------------------
@@ -268,7 +267,7 @@ def assert_same(a: dict, b: dict):
 def test_mini_four_formats_same_cache(mini, tmp_path, capsys):
     caches = {}
     for name, fmt in [('flat', 'jpeg'), ('per_class', 'jpeg'), ('raw', 'imagenet'), ('pkl', 'pickle'), ('hdf5', 'hdf5')]:
-        pm.prepare(str(mini[name]), str(mini['csv']), str(tmp_path / name), workers=2)
+        pm.prepare_miniimagenet(str(mini[name]), str(mini['csv']), str(tmp_path / name), workers=2)
         assert read_manifest('miniimagenet', tmp_path / name)['options']['format'] == fmt, name
         caches[name] = cache_tensors(tmp_path / name)
     train = caches['flat']['train']
@@ -278,13 +277,13 @@ def test_mini_four_formats_same_cache(mini, tmp_path, capsys):
     for name in caches: assert_same(caches['flat'], caches[name])
     # idempotent
     capsys.readouterr()
-    pm.prepare(str(mini['pkl']), str(mini['csv']), str(tmp_path / 'pkl'))
+    pm.prepare_miniimagenet(str(mini['pkl']), str(mini['csv']), str(tmp_path / 'pkl'))
     assert 'cache up to date' in capsys.readouterr().out
 
 
 def test_mini_imagenet_mapping_and_resize(mini, tmp_path):
     "Raw ImageNet files bigger than 84x84 are resized; CSV number i is the i-th file in numeric order."
-    pm.prepare(str(mini['big']), str(mini['csv']), str(tmp_path / 'd'), format='imagenet')
+    pm.prepare_miniimagenet(str(mini['big']), str(mini['csv']), str(tmp_path / 'd'), format='imagenet')
     ds = load_split('miniimagenet', 'val', tmp_path / 'd')
     assert ds.images.shape == (12, 3, 84, 84)
     number = FOLDER[PICKS[1] - 1]  # the second CSV image of n00000004 is file n00000004_25.JPEG
@@ -295,24 +294,24 @@ def test_mini_imagenet_mapping_and_resize(mini, tmp_path):
 
 def test_mini_csvs_next_to_images(mini, tmp_path):
     for s in CLASSES: shutil.copy(mini['csv'] / f'{s}.csv', mini['flat'])
-    pm.prepare(str(mini['flat']), None, str(tmp_path / 'd'))
+    pm.prepare_miniimagenet(str(mini['flat']), None, str(tmp_path / 'd'))
     assert load_split('miniimagenet', 'test', tmp_path / 'd').n_classes == 3
 
 
 def test_mini_missing_images(mini, tmp_path):
     for c, i in [('n00000001', 2), ('n00000009', 7)]: (mini['flat'] / 'images' / ravi(c, i)).unlink()
     with pytest.raises(PrepareError, match=r'2 images listed in the split CSVs are not in .*\(e\.g\. n0000000100000002\.jpg, n0000000900000007\.jpg\)'):
-        pm.prepare(str(mini['flat']), str(mini['csv']), str(tmp_path / 'd'))
+        pm.prepare_miniimagenet(str(mini['flat']), str(mini['csv']), str(tmp_path / 'd'))
     shutil.rmtree(mini['raw'] / 'train' / 'n00000005')
     with pytest.raises(PrepareError, match=r'4 images listed .* \(e\.g\. n0000000500000002\.jpg \(#2; n00000005/ has 0 images\)'):
-        pm.prepare(str(mini['raw']), str(mini['csv']), str(tmp_path / 'd'))
+        pm.prepare_miniimagenet(str(mini['raw']), str(mini['csv']), str(tmp_path / 'd'))
     assert no_cache(tmp_path / 'd', 'miniimagenet')
 
 
 def test_mini_corrupt_image(mini, tmp_path):
     (mini['per_class'] / 'test' / 'n00000008' / ravi('n00000008', 5)).write_bytes(b'\xff\xd8\xff garbage')
     with pytest.raises(PrepareError, match=r'cannot decode image .*n00000008/n0000000800000005\.jpg'):
-        pm.prepare(str(mini['per_class']), str(mini['csv']), str(tmp_path / 'd'), workers=2)
+        pm.prepare_miniimagenet(str(mini['per_class']), str(mini['csv']), str(tmp_path / 'd'), workers=2)
     assert no_cache(tmp_path / 'd', 'miniimagenet')
 
 
@@ -326,7 +325,7 @@ def pickled(path: Path, **change):
 def test_mini_pickle_wrong_shape(mini, tmp_path):
     pickled(mini['pkl'] / 'mini-imagenet-cache-val.pkl', image_data=torch.zeros(12, 32, 32, 3, dtype=torch.uint8).numpy())
     with pytest.raises(PrepareError, match=r'wrong image shape: mini-imagenet-cache-val.pkl image_data is uint8 \[12, 32, 32, 3\], expected uint8 \[N, 84, 84, 3\]'):
-        pm.prepare(str(mini['pkl']), str(mini['csv']), str(tmp_path / 'd'))
+        pm.prepare_miniimagenet(str(mini['pkl']), str(mini['csv']), str(tmp_path / 'd'))
     assert no_cache(tmp_path / 'd', 'miniimagenet')
 
 
@@ -335,11 +334,11 @@ def test_mini_pickle_wrong_class_counts(mini, tmp_path):
     with open(path, 'rb') as f: class_dict = pickle.load(f)['class_dict']
     pickled(path, class_dict=dict(class_dict, n00000008=class_dict['n00000008'][:3]))
     with pytest.raises(PrepareError, match='wrong class counts: the test split in .*: class n00000008 has 3 images, test.csv lists 4'):
-        pm.prepare(str(mini['pkl']), str(mini['csv']), str(tmp_path / 'd'))
+        pm.prepare_miniimagenet(str(mini['pkl']), str(mini['csv']), str(tmp_path / 'd'))
     del class_dict['n00000007']
     pickled(path, class_dict=class_dict)
     with pytest.raises(PrepareError, match=r'wrong classes: .* has 2 classes, test.csv lists 3 \(missing: n00000007; not in the CSV: -\)'):
-        pm.prepare(str(mini['pkl']), str(mini['csv']), str(tmp_path / 'd'))
+        pm.prepare_miniimagenet(str(mini['pkl']), str(mini['csv']), str(tmp_path / 'd'))
     assert no_cache(tmp_path / 'd', 'miniimagenet')
 
 
@@ -347,32 +346,32 @@ def test_mini_hdf5_errors(mini, tmp_path):
     labels = mini['hdf5'] / 'miniimagenet' / 'train_labels.json'
     labels.write_text(json.dumps(['n00000001', 'n00000002', 'n00000003', 'n00000099']))
     with pytest.raises(PrepareError, match='wrong classes: train_data.hdf5 has no class n00000099 of train_labels.json'):
-        pm.prepare(str(mini['hdf5']), str(mini['csv']), str(tmp_path / 'd'))
+        pm.prepare_miniimagenet(str(mini['hdf5']), str(mini['csv']), str(tmp_path / 'd'))
     labels.unlink()
     with pytest.raises(PrepareError, match='missing .*train_labels.json'):
-        pm.prepare(str(mini['hdf5']), str(mini['csv']), str(tmp_path / 'd'), format='hdf5')
+        pm.prepare_miniimagenet(str(mini['hdf5']), str(mini['csv']), str(tmp_path / 'd'), format='hdf5')
     assert no_cache(tmp_path / 'd', 'miniimagenet')
 
 
 def test_mini_bad_split_files(mini, tmp_path):
     (mini['csv'] / 'val.csv').unlink()
     with pytest.raises(PrepareError, match='missing split file .*val.csv'):
-        pm.prepare(str(mini['flat']), str(mini['csv']), str(tmp_path / 'd'))
+        pm.prepare_miniimagenet(str(mini['flat']), str(mini['csv']), str(tmp_path / 'd'))
     (mini['csv'] / 'val.csv').write_text('filename,label\nn0000000400000002.jpg,n00000004\nimage.png,n00000004\n')
     with pytest.raises(PrepareError, match="val.csv line 3: 'image.png,n00000004' is not like"):
-        pm.prepare(str(mini['flat']), str(mini['csv']), str(tmp_path / 'd'))
+        pm.prepare_miniimagenet(str(mini['flat']), str(mini['csv']), str(tmp_path / 'd'))
     (mini['csv'] / 'val.csv').write_text('filename,label\n' + ''.join(f'{ravi(c, i)},{c}\n' for c in CLASSES['val'] for i in PICKS[:3 if c == 'n00000005' else 4]))
     with pytest.raises(PrepareError, match='wrong class counts: val.csv lists 3 to 4 images per class'):
-        pm.prepare(str(mini['flat']), str(mini['csv']), str(tmp_path / 'd'))
+        pm.prepare_miniimagenet(str(mini['flat']), str(mini['csv']), str(tmp_path / 'd'))
     assert no_cache(tmp_path / 'd', 'miniimagenet')
 
 
 def test_mini_unrecognised_source(tmp_path, mini):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(PrepareError, match='no MiniImageNet data in .*empty: expected Ravi-Larochelle JPEGs'):
-        pm.prepare(str(tmp_path / 'empty'), str(mini['csv']), str(tmp_path / 'd'))
+        pm.prepare_miniimagenet(str(tmp_path / 'empty'), str(mini['csv']), str(tmp_path / 'd'))
     with pytest.raises(PrepareError, match='--source is required'):
-        pm.prepare(None, str(mini['csv']), str(tmp_path / 'd'))
+        pm.prepare_miniimagenet(None, str(mini['csv']), str(tmp_path / 'd'))
     assert no_cache(tmp_path / 'd', 'miniimagenet')
 
 # ---------------------------------------------------------------------------------------------------------
@@ -394,5 +393,94 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_missing_cache_names_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match=f'build it with: python data_scripts/prepare_omniglot.py --data-dir {tmp_path}'):
+    with pytest.raises(CacheError, match=f'build it with: sparse-maml prepare omniglot --data-dir {tmp_path}$'):
         load_split('omniglot', 'train', tmp_path)
+
+# ---------------------------------------------------------------------------------------------------------
+# Verified caches: a damaged file is named with the command that rebuilds it, and preparation rebuilds it
+
+def truncate(path: Path, n: int = 10_000): path.write_bytes(path.read_bytes()[:n])
+
+
+def flip_byte(path: Path):
+    "Change one byte in the middle of the file: same size, and torch.load does not notice (no CRC check)."
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(data)
+
+
+def test_truncated_cache_is_one_line_error(tmp_path):
+    folder = tiny_cache(tmp_path)
+    size = read_manifest('omniglot', tmp_path)['files']['test.pt']['size']
+    truncate(folder / 'test.pt')
+    before = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir())
+    with pytest.raises(CacheError) as e:
+        load_split('omniglot', 'test', tmp_path)
+    assert str(e.value) == (f'damaged omniglot cache: {folder}/test.pt has 10000 bytes, the manifest says {size}; '
+                            f'rebuild it with: sparse-maml prepare omniglot --data-dir {tmp_path} --force')
+    assert isinstance(e.value, FileNotFoundError)          # callers catching a missing cache catch this too
+    assert before == sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir())
+    assert load_split('omniglot', 'train', tmp_path).n_classes == 12   # the intact splits still load
+
+
+def test_changed_byte_is_caught_by_the_checksum(tmp_path):
+    folder = tiny_cache(tmp_path)
+    flip_byte(folder / 'val.pt')
+    with pytest.raises(CacheError, match=rf"{folder}/val.pt has changed \(its sha256 is not the manifest's\); "
+                                         rf"rebuild it with: sparse-maml prepare omniglot --data-dir {tmp_path} --force$"):
+        load_split('omniglot', 'val', tmp_path)
+    wrong = load_split('omniglot', 'val', tmp_path, checksum=False)     # sizes only: loads, with a wrong pixel
+    assert not torch.equal(wrong.images, load_split('omniglot', 'val', tiny_cache(tmp_path / 'ref').parent).images)
+
+
+def test_train_on_a_damaged_cache_fails_in_one_line(tmp_path, capsys):
+    "`sparse-maml train` on a truncated test split: one line naming the file and the --force command, no run written."
+    from sparse_maml.cli import main
+    truncate(tiny_cache(tmp_path / 'data') / 'test.pt')
+    sets = ['hidden=8', 'n_inner_steps=1', 'epochs=1', 'iters_per_epoch=1', 'n_val_episodes=5', 'n_test_episodes=5',
+            'eval_batch=5', 'rotations=false', f'data_dir={tmp_path / "data"}']
+    code = main(['train', '--device', 'cpu', '--quiet', '--run-dir', str(tmp_path / 'run'), *sum((['--set', s] for s in sets), [])])
+    err = capsys.readouterr().err
+    assert code != 0 and len(err.strip().splitlines()) == 1 and 'Traceback' not in err, err
+    assert f'{tmp_path}/data/omniglot/test.pt has 10000 bytes' in err and err.rstrip().endswith('--force'), err
+    assert not (tmp_path / 'run').exists()
+
+
+@needs_omniglot
+def test_prepare_rebuilds_a_damaged_cache(tmp_path, capsys):
+    folder = po.prepare_omniglot(str(OMNIGLOT), str(tmp_path))
+    good = (folder / 'test.pt').read_bytes()
+    for damage, problem in [(truncate, f'{folder}/test.pt has 10000 bytes'),
+                            (flip_byte, f"{folder}/test.pt has changed (its sha256 is not the manifest's)"),
+                            (Path.unlink, f'{folder}/test.pt is missing')]:
+        damage(folder / 'test.pt')
+        capsys.readouterr()
+        po.prepare_omniglot(str(OMNIGLOT), str(tmp_path))
+        out = capsys.readouterr().out
+        assert out.startswith(f'rebuilding: damaged omniglot cache: {problem}') and 'up to date' not in out, out
+        assert (folder / 'test.pt').read_bytes() == good and load_split('omniglot', 'test', tmp_path).n_classes == 64
+    po.prepare_omniglot(str(OMNIGLOT), str(tmp_path))
+    assert capsys.readouterr().out == f'cache up to date: {folder}\n'
+
+
+@needs_omniglot
+def test_prepare_rebuilds_a_version_1_cache(tmp_path, capsys):
+    "A cache from before sizes and checksums were recorded cannot be verified: it is rebuilt, not trusted."
+    folder = po.prepare_omniglot(str(OMNIGLOT), str(tmp_path))
+    man = read_manifest('omniglot', tmp_path)
+    del man['files']
+    (folder / 'manifest.json').write_text(json.dumps(dict(man, version=1)))
+    with pytest.raises(CacheError, match='has version 1, this code reads version 2; rebuild it with: .* --force$'):
+        load_split('omniglot', 'train', tmp_path)
+    capsys.readouterr()
+    po.prepare_omniglot(str(OMNIGLOT), str(tmp_path))
+    assert capsys.readouterr().out.startswith(f'rebuilding: the omniglot cache in {folder} has version 1')
+    assert read_manifest('omniglot', tmp_path)['version'] == 2
+
+
+def test_scripts_run_the_package_code():
+    "The data_scripts are thin wrappers: no preparation code of their own."
+    for script in ('prepare_omniglot.py', 'prepare_miniimagenet.py'):
+        code = [l for l in (REPO / 'data_scripts' / script).read_text().split('"""')[2].splitlines() if l.strip()]
+        assert len(code) <= 8 and any('from sparse_maml.prepare_cli import' in l for l in code), script
+    assert sorted(p.name for p in (REPO / 'data_scripts').glob('*.py')) == ['prepare_miniimagenet.py', 'prepare_omniglot.py']
