@@ -8,17 +8,17 @@ __all__ = ['CSV_URL', 'CSV_SHA256', 'REFERENCE_CSV_SHA256', 'RAVI_NAME', 'IMAGEN
            'pickle_arrays', 'hdf5_arrays', 'check_classes', 'dataset', 'find_sources', 'read_splits',
            'prepare_miniimagenet']
 
-# %% ../nbs/05c_miniimagenet.ipynb #130366fc
+# %% ../nbs/05c_miniimagenet.ipynb #dc512902
 import csv, json, os, pickle, re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import torch
-from .data import IMAGENET_MEAN, IMAGENET_STD, SPLITS, FewShotDataset, cache_dir, default_data_dir, save_cache
-from .data import sha256_file
-from .prepare import (PrepareError, decode, fetch, folder_fingerprint, print_summary, progress, resize,
+from .data import (IMAGENET_MEAN, IMAGENET_STD, SPLITS, FewShotDataset, cache_dir, default_data_dir,
+                              save_cache, sha256_file)
+from .prepare import (PrepareError, decode, fetch, fingerprint, print_summary, progress, resize,
                                  up_to_date, warn)
 
-# %% ../nbs/05c_miniimagenet.ipynb #bcdcd0f1
+# %% ../nbs/05c_miniimagenet.ipynb #d9d54bb2
 CSV_URL = 'https://raw.githubusercontent.com/twitter-research/meta-learning-lstm/master/data/miniImagenet/{}'
 CSV_SHA256 = {'train.csv': None, 'val.csv': None, 'test.csv': None}  # not verifiable from where this was written
 REFERENCE_CSV_SHA256 = {  # the copies shipped with the course (../shared/data/miniimagenet_split), for comparison
@@ -32,7 +32,7 @@ SIZE = 84  # side of the images in the array formats
 NO_DATA = ('expected Ravi-Larochelle JPEGs (n0153282900000005.jpg), ImageNet folders (n01532829/n01532829_123.JPEG), '
            'mini-imagenet-cache-{train,val,test}.pkl or {train,val,test}_data.hdf5')
 
-# %% ../nbs/05c_miniimagenet.ipynb #b1947be7
+# %% ../nbs/05c_miniimagenet.ipynb #823c8615
 def read_csv(path: Path) -> dict[str, list[str]]:
     "class -> file names of one split CSV, in file order; checks the header, the names, the labels, equal counts."
     if not path.is_file(): raise PrepareError(f'missing split file {path}')
@@ -65,7 +65,8 @@ def find_csvs(split_dir, source: Path, data_dir: Path) -> tuple[Path, dict[str, 
     if split_dir is None:
         split_dir = data_dir / 'downloads' / 'miniimagenet_split'
         for n in names:
-            fetch(CSV_URL.format(n), split_dir / n, CSV_SHA256[n], f" (the course's copy has {REFERENCE_CSV_SHA256[n]})")
+            note = f" (the course's copy has {REFERENCE_CSV_SHA256[n]})"
+            fetch(CSV_URL.format(n), split_dir / n, CSV_SHA256[n], note)
     split_dir = Path(split_dir).expanduser()
     shas = {n: sha256_file(split_dir / n) if (split_dir / n).is_file() else None for n in names}
     for n, sha in shas.items():
@@ -73,7 +74,7 @@ def find_csvs(split_dir, source: Path, data_dir: Path) -> tuple[Path, dict[str, 
             warn(f'{split_dir / n} is not the standard Ravi-Larochelle {n} (sha256 {sha})')
     return split_dir, shas
 
-# %% ../nbs/05c_miniimagenet.ipynb #0b9f3254
+# %% ../nbs/05c_miniimagenet.ipynb #0d3defc4
 def detect(source: Path, fmt: str, first_class: str) -> tuple[str, Path]:
     "The format of `source` ('jpeg', 'imagenet', 'pickle', 'hdf5') and the folder that holds it."
     if source.is_file():
@@ -104,7 +105,7 @@ def jpeg_paths(root: Path, csvs) -> dict[str, dict[str, list[Path]]]:
     return {s: {c: [index[f] for f in files] for c, files in classes.items()} for s, classes in csvs.items()}
 
 def imagenet_paths(root: Path, csvs) -> dict[str, dict[str, list[Path]]]:
-    "CSV number i of synset s -> the i-th file of root/s sorted by the number in s_NNNN.JPEG (the Ravi-Larochelle images)."
+    "CSV number i of synset s -> the i-th file of root/s sorted by the number in s_NNNN.JPEG (the paper's images)."
     out, missing = {}, []
     for s, classes in csvs.items():
         out[s] = {}
@@ -119,7 +120,7 @@ def imagenet_paths(root: Path, csvs) -> dict[str, dict[str, list[Path]]]:
     _not_found(missing, root)
     return out
 
-# %% ../nbs/05c_miniimagenet.ipynb #898e5543
+# %% ../nbs/05c_miniimagenet.ipynb #a542ce9a
 def decode_files(paths: list[Path], image_size: int, workers: int, desc: str) -> torch.Tensor:
     "Read and decode JPEGs (torchvision.io) in threads, resizing those that are not image_size x image_size."
     from torchvision.io import read_file
@@ -191,7 +192,7 @@ def dataset(split: str, per_class: dict[str, torch.Tensor]) -> FewShotDataset:
     labels = torch.cat([torch.full((len(per_class[c]),), k) for k, c in enumerate(names)])
     return FewShotDataset(images, labels, names, IMAGENET_MEAN, IMAGENET_STD, 'miniimagenet', split)
 
-# %% ../nbs/05c_miniimagenet.ipynb #eed0f315
+# %% ../nbs/05c_miniimagenet.ipynb #8c8ddee3
 def find_sources(src: Path, split_dir, data_dir: Path, format: str) -> tuple[str, Path, dict, dict | None, dict]:
     "Format, folder, split CSVs, image paths (folder formats) and the sources' fingerprints for the manifest."
     if format not in ('auto', 'jpeg', 'imagenet', 'pickle', 'hdf5'): raise PrepareError(f'unknown --format {format!r}')
@@ -200,13 +201,14 @@ def find_sources(src: Path, split_dir, data_dir: Path, format: str) -> tuple[str
     fmt, root = detect(src, format, next(iter(csvs['train'])))
     if fmt in ('jpeg', 'imagenet'):
         paths = (jpeg_paths if fmt == 'jpeg' else imagenet_paths)(root, csvs)
-        return fmt, root, csvs, paths, dict(csv_shas, images=folder_fingerprint(
+        return fmt, root, csvs, paths, dict(csv_shas, images=fingerprint(
             [p for cl in paths.values() for ps in cl.values() for p in ps], root))
     files = ([f'mini-imagenet-cache-{s}.pkl' for s in SPLITS] if fmt == 'pickle' else
              [f'{s}_{k}' for s in SPLITS for k in ('data.hdf5', 'labels.json')])
     for f in files:
         if not (root / f).is_file(): raise PrepareError(f'missing {root / f}')
-    return fmt, root, csvs, None, dict({f: sha256_file(root / f) for f in progress(files, desc='checksums')}, **csv_shas)
+    shas = {f: sha256_file(root / f) for f in progress(files, desc='checksums')}
+    return fmt, root, csvs, None, dict(shas, **csv_shas)
 
 def read_splits(fmt: str, root: Path, csvs: dict, paths: dict | None, image_size: int, workers: int) -> list:
     "The three splits as `FewShotDataset`s, decoded from the source."
@@ -234,7 +236,8 @@ def prepare_miniimagenet(source: str | None = None,    # a folder, or one .pkl /
                          force: bool = False,           # rebuild even if the cache is up to date
                         ) -> Path:                      # the cache folder
     "Build (or confirm up to date) the MiniImageNet cache; raises `PrepareError` on bad input, writing nothing."
-    if source is None: raise PrepareError(f'--source is required (no official download of the images exists): {NO_DATA}')
+    if source is None:
+        raise PrepareError(f'--source is required (no official download of the images exists): {NO_DATA}')
     src, data_dir = Path(source).expanduser(), Path(data_dir).expanduser() if data_dir else default_data_dir()
     if not src.exists(): raise PrepareError(f'--source {src} does not exist')
     fmt, root, csvs, paths, sources = find_sources(src, split_dir, data_dir, format)

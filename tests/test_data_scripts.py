@@ -1,4 +1,4 @@
-"""Tests of dataset preparation (sparse_maml.omniglot, .miniimagenet; the data_scripts/ wrappers) and of verified caches.
+"""Tests of dataset preparation (sparse_maml.omniglot, .miniimagenet, the data_scripts/ wrappers) and verified caches.
 
 Omniglot: the real minimal zips (../shared/data/omniglot) where present, and tiny synthetic zips in the layout of the
 full background / evaluation sets. MiniImageNet: a tiny synthetic dataset (3 classes x 4 images per split, 84x84)
@@ -19,7 +19,8 @@ import sparse_maml.omniglot as po
 from sparse_maml.data import CacheError, load_split, read_manifest, tiny_cache
 from sparse_maml.prepare import PrepareError
 
-pytestmark = pytest.mark.filterwarnings('ignore:The image decoding and encoding capabilities of TorchVision:DeprecationWarning')
+pytestmark = pytest.mark.filterwarnings(
+    'ignore:The image decoding and encoding capabilities of TorchVision:DeprecationWarning')
 
 OMNIGLOT = next((p for p in (REPO.parent / 'shared/data/omniglot', Path('/work/shared/data/omniglot'))
                  if (p / 'images_background_small1.zip').exists()), None)
@@ -34,7 +35,8 @@ def no_cache(data_dir: Path, name: str):
 def run_scripts(*calls) -> list[subprocess.CompletedProcess]:
     "Run (script, *args) command lines at once (each pays for importing torch), from the repository root."
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    procs = [subprocess.Popen([sys.executable, str(REPO / 'data_scripts' / script), *map(str, args)], stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, str(REPO / 'data_scripts' / script), *map(str, args)],
+                              stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env, cwd=REPO) for script, *args in calls]
     outs = [p.communicate() for p in procs]
     return [subprocess.CompletedProcess(p.args, p.returncode, *o) for p, o in zip(procs, outs)]
@@ -57,7 +59,8 @@ def test_omniglot_small(tmp_path, capsys):
     # image 0 is the first drawing of Balinese/character01, resized with antialiasing
     with zipfile.ZipFile(OMNIGLOT / 'images_background_small1.zip') as z:
         png = z.read('images_background_small1/Balinese/character01/0108_01.png')
-    ref = F.resize(decode_image(torch.frombuffer(bytearray(png), dtype=torch.uint8), mode=ImageReadMode.GRAY), [28, 28], antialias=True)
+    raw = decode_image(torch.frombuffer(bytearray(png), dtype=torch.uint8), mode=ImageReadMode.GRAY)
+    ref = F.resize(raw, [28, 28], antialias=True)
     assert torch.equal(splits['train'].images[0], ref) and splits['train'].class_names[0] == 'Balinese/character01'
     # idempotent: the second run changes nothing
     stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
@@ -76,7 +79,8 @@ def test_omniglot_wrong_checksum_keeps_old_cache(tmp_path):
     po.prepare_omniglot(str(src), str(data))
     before = (data / 'omniglot' / 'train.pt').read_bytes()
     with open(src / 'images_background_small2.zip', 'ab') as f: f.write(b'\0')
-    with pytest.raises(PrepareError, match='images_background_small2.zip: wrong checksum: sha256 [0-9a-f]{64}, expected 3ccaa4'):
+    msg = 'images_background_small2.zip: wrong checksum: sha256 [0-9a-f]{64}, expected 3ccaa4'
+    with pytest.raises(PrepareError, match=msg):
         po.prepare_omniglot(str(src), str(data), force=True)
     assert (data / 'omniglot' / 'train.pt').read_bytes() == before          # the old cache is untouched
     assert sorted(p.name for p in data.iterdir()) == ['omniglot']          # and nothing else was left
@@ -152,7 +156,8 @@ def test_omniglot_full_layout(full_omniglot, tmp_path, capsys):
     assert 'warning: no known sha256 for images_background.zip; it has' in capsys.readouterr().err
     splits = {s: load_split('omniglot', s, tmp_path / 'data') for s in ('train', 'val', 'test')}
     assert [ds.n_classes for ds in splits.values()] == [4, 6, 4]
-    assert splits['train'].class_names == ['Alpha/character01', 'Alpha/character02', 'Beta/character01', 'Beta/character02']
+    assert splits['train'].class_names == ['Alpha/character01', 'Alpha/character02', 'Beta/character01',
+                                           'Beta/character02']
     assert {c.split('/')[0] for c in splits['val'].class_names} == {'Sanskrit', 'Japanese_(katakana)', 'Tagalog'}
     assert read_manifest('omniglot', tmp_path / 'data')['options'] == {'subset': 'full', 'image_size': 28}
     assert load_split('omniglot', 'train', tmp_path / 'data', rotations=True).n_classes == 16
@@ -168,7 +173,8 @@ def test_omniglot_corrupt_image(full_omniglot, tmp_path):
 
 def test_omniglot_wrong_class_counts(full_omniglot, tmp_path):
     src = full_omniglot(**{'images_background/Alpha/character02/0001_20.png': None})
-    with pytest.raises(PrepareError, match='wrong class count: images_background.zip: Alpha/character02 has 19 drawings, expected 20'):
+    msg = 'wrong class count: images_background.zip: Alpha/character02 has 19 drawings, expected 20'
+    with pytest.raises(PrepareError, match=msg):
         po.prepare_omniglot(str(src), str(tmp_path / 'data'))
     src = full_omniglot()
     omniglot_zip(src / 'images_evaluation.zip', EVALUATION, n_chars=1)
@@ -180,7 +186,8 @@ def test_omniglot_wrong_class_counts(full_omniglot, tmp_path):
 def test_omniglot_wrong_image_shape(full_omniglot, tmp_path):
     bad = 'images_background/Tagalog/character01/0400_03.png'
     src = full_omniglot(**{bad: png(0, size=(100, 90))})
-    with pytest.raises(PrepareError, match=f'wrong image shape: images_background.zip:{bad} is 90x100, expected 105x105'):
+    msg = f'wrong image shape: images_background.zip:{bad} is 90x100, expected 105x105'
+    with pytest.raises(PrepareError, match=msg):
         po.prepare_omniglot(str(src), str(tmp_path / 'data'))
     assert no_cache(tmp_path / 'data', 'omniglot')
 
@@ -203,7 +210,8 @@ PICKS = [2, 3, 5, 7]                             # CSV numbers: positions (from 
 
 def jpeg(seed: int, size=(84, 84)) -> bytes:
     g = torch.Generator().manual_seed(seed)
-    img = torch.rand(3, 1, 1, generator=g) * torch.linspace(0, 1, size[1]) + torch.rand(3, size[0], 1, generator=g) * 0.5
+    img = (torch.rand(3, 1, 1, generator=g) * torch.linspace(0, 1, size[1])
+           + torch.rand(3, size[0], 1, generator=g) * 0.5)
     return encode_jpeg((img.clamp(0, 1) * 255).to(torch.uint8), quality=90).numpy().tobytes()
 
 
@@ -214,11 +222,13 @@ def ravi(c: str, i: int) -> str: return f'{c}{i:08d}.jpg'
 def mini(tmp_path):
     "The synthetic dataset in every format; returns a dict of paths and the decoded pixels."
     root = tmp_path / 'mini'
-    csvs, flat, per_class, raw, big = (root / d for d in ('csv', 'jpeg_flat', 'jpeg_per_class', 'imagenet', 'imagenet_big'))
+    names = ('csv', 'jpeg_flat', 'jpeg_per_class', 'imagenet', 'imagenet_big')
+    csvs, flat, per_class, raw, big = (root / d for d in names)
     for d in (csvs, flat / 'images', raw / 'train', big): d.mkdir(parents=True)
     pixels = {}
     for s, classes in CLASSES.items():
-        (csvs / f'{s}.csv').write_text('filename,label\n' + ''.join(f'{ravi(c, i)},{c}\n' for c in classes for i in PICKS))
+        rows = ''.join(f'{ravi(c, i)},{c}\n' for c in classes for i in PICKS)
+        (csvs / f'{s}.csv').write_text('filename,label\n' + rows)
         for k, c in enumerate(classes):
             (raw / 'train' / c).mkdir()
             (big / c).mkdir()
@@ -236,19 +246,22 @@ def mini(tmp_path):
         order = [(c, i) for c in reversed(classes) for i in PICKS]
         image_data = torch.stack([pixels[key] for key in order]).permute(0, 2, 3, 1).contiguous().numpy()
         class_dict = {c: [order.index((c, i)) for i in PICKS] for c in classes}
-        with open(root / f'mini-imagenet-cache-{s}.pkl', 'wb') as f: pickle.dump({'image_data': image_data, 'class_dict': class_dict}, f)
+        with open(root / f'mini-imagenet-cache-{s}.pkl', 'wb') as f:
+            pickle.dump({'image_data': image_data, 'class_dict': class_dict}, f)
     # hdf5 (Torchmeta): <root>/miniimagenet/{split}_data.hdf5 with group datasets, {split}_labels.json sorted names
     import h5py
     (root / 'miniimagenet').mkdir()
     for s, classes in CLASSES.items():
         with h5py.File(root / 'miniimagenet' / f'{s}_data.hdf5', 'w') as f:
             group = f.create_group('datasets')
-            for c in classes: group.create_dataset(c, data=torch.stack([pixels[c, i] for i in PICKS]).permute(0, 2, 3, 1).numpy())
+            for c in classes:
+                group.create_dataset(c, data=torch.stack([pixels[c, i] for i in PICKS]).permute(0, 2, 3, 1).numpy())
         (root / 'miniimagenet' / f'{s}_labels.json').write_text(json.dumps(sorted(classes)))
     pkl = root / 'pkl'
     pkl.mkdir()
     for s in CLASSES: (root / f'mini-imagenet-cache-{s}.pkl').rename(pkl / f'mini-imagenet-cache-{s}.pkl')
-    return dict(root=root, csv=csvs, flat=flat, per_class=per_class, raw=raw, big=big, pkl=pkl, hdf5=root, pixels=pixels)
+    return dict(root=root, csv=csvs, flat=flat, per_class=per_class, raw=raw, big=big, pkl=pkl, hdf5=root,
+                pixels=pixels)
 
 
 def cache_tensors(data_dir: Path) -> dict:
@@ -266,7 +279,8 @@ def assert_same(a: dict, b: dict):
 
 def test_mini_four_formats_same_cache(mini, tmp_path, capsys):
     caches = {}
-    for name, fmt in [('flat', 'jpeg'), ('per_class', 'jpeg'), ('raw', 'imagenet'), ('pkl', 'pickle'), ('hdf5', 'hdf5')]:
+    formats = [('flat', 'jpeg'), ('per_class', 'jpeg'), ('raw', 'imagenet'), ('pkl', 'pickle'), ('hdf5', 'hdf5')]
+    for name, fmt in formats:
         pm.prepare_miniimagenet(str(mini[name]), str(mini['csv']), str(tmp_path / name), workers=2)
         assert read_manifest('miniimagenet', tmp_path / name)['options']['format'] == fmt, name
         caches[name] = cache_tensors(tmp_path / name)
@@ -300,10 +314,12 @@ def test_mini_csvs_next_to_images(mini, tmp_path):
 
 def test_mini_missing_images(mini, tmp_path):
     for c, i in [('n00000001', 2), ('n00000009', 7)]: (mini['flat'] / 'images' / ravi(c, i)).unlink()
-    with pytest.raises(PrepareError, match=r'2 images listed in the split CSVs are not in .*\(e\.g\. n0000000100000002\.jpg, n0000000900000007\.jpg\)'):
+    msg = r'2 images listed in the split CSVs are not in .*\(e\.g\. n0000000100000002\.jpg, n0000000900000007\.jpg\)'
+    with pytest.raises(PrepareError, match=msg):
         pm.prepare_miniimagenet(str(mini['flat']), str(mini['csv']), str(tmp_path / 'd'))
     shutil.rmtree(mini['raw'] / 'train' / 'n00000005')
-    with pytest.raises(PrepareError, match=r'4 images listed .* \(e\.g\. n0000000500000002\.jpg \(#2; n00000005/ has 0 images\)'):
+    msg = r'4 images listed .* \(e\.g\. n0000000500000002\.jpg \(#2; n00000005/ has 0 images\)'
+    with pytest.raises(PrepareError, match=msg):
         pm.prepare_miniimagenet(str(mini['raw']), str(mini['csv']), str(tmp_path / 'd'))
     assert no_cache(tmp_path / 'd', 'miniimagenet')
 
@@ -323,8 +339,11 @@ def pickled(path: Path, **change):
 
 
 def test_mini_pickle_wrong_shape(mini, tmp_path):
-    pickled(mini['pkl'] / 'mini-imagenet-cache-val.pkl', image_data=torch.zeros(12, 32, 32, 3, dtype=torch.uint8).numpy())
-    with pytest.raises(PrepareError, match=r'wrong image shape: mini-imagenet-cache-val.pkl image_data is uint8 \[12, 32, 32, 3\], expected uint8 \[N, 84, 84, 3\]'):
+    small = torch.zeros(12, 32, 32, 3, dtype=torch.uint8).numpy()
+    pickled(mini['pkl'] / 'mini-imagenet-cache-val.pkl', image_data=small)
+    msg = (r'wrong image shape: mini-imagenet-cache-val.pkl image_data is uint8 \[12, 32, 32, 3\], '
+           r'expected uint8 \[N, 84, 84, 3\]')
+    with pytest.raises(PrepareError, match=msg):
         pm.prepare_miniimagenet(str(mini['pkl']), str(mini['csv']), str(tmp_path / 'd'))
     assert no_cache(tmp_path / 'd', 'miniimagenet')
 
@@ -333,11 +352,13 @@ def test_mini_pickle_wrong_class_counts(mini, tmp_path):
     path = mini['pkl'] / 'mini-imagenet-cache-test.pkl'
     with open(path, 'rb') as f: class_dict = pickle.load(f)['class_dict']
     pickled(path, class_dict=dict(class_dict, n00000008=class_dict['n00000008'][:3]))
-    with pytest.raises(PrepareError, match='wrong class counts: the test split in .*: class n00000008 has 3 images, test.csv lists 4'):
+    msg = 'wrong class counts: the test split in .*: class n00000008 has 3 images, test.csv lists 4'
+    with pytest.raises(PrepareError, match=msg):
         pm.prepare_miniimagenet(str(mini['pkl']), str(mini['csv']), str(tmp_path / 'd'))
     del class_dict['n00000007']
     pickled(path, class_dict=class_dict)
-    with pytest.raises(PrepareError, match=r'wrong classes: .* has 2 classes, test.csv lists 3 \(missing: n00000007; not in the CSV: -\)'):
+    msg = r'wrong classes: .* has 2 classes, test.csv lists 3 \(missing: n00000007; not in the CSV: -\)'
+    with pytest.raises(PrepareError, match=msg):
         pm.prepare_miniimagenet(str(mini['pkl']), str(mini['csv']), str(tmp_path / 'd'))
     assert no_cache(tmp_path / 'd', 'miniimagenet')
 
@@ -345,7 +366,8 @@ def test_mini_pickle_wrong_class_counts(mini, tmp_path):
 def test_mini_hdf5_errors(mini, tmp_path):
     labels = mini['hdf5'] / 'miniimagenet' / 'train_labels.json'
     labels.write_text(json.dumps(['n00000001', 'n00000002', 'n00000003', 'n00000099']))
-    with pytest.raises(PrepareError, match='wrong classes: train_data.hdf5 has no class n00000099 of train_labels.json'):
+    msg = 'wrong classes: train_data.hdf5 has no class n00000099 of train_labels.json'
+    with pytest.raises(PrepareError, match=msg):
         pm.prepare_miniimagenet(str(mini['hdf5']), str(mini['csv']), str(tmp_path / 'd'))
     labels.unlink()
     with pytest.raises(PrepareError, match='missing .*train_labels.json'):
@@ -360,7 +382,8 @@ def test_mini_bad_split_files(mini, tmp_path):
     (mini['csv'] / 'val.csv').write_text('filename,label\nn0000000400000002.jpg,n00000004\nimage.png,n00000004\n')
     with pytest.raises(PrepareError, match="val.csv line 3: 'image.png,n00000004' is not like"):
         pm.prepare_miniimagenet(str(mini['flat']), str(mini['csv']), str(tmp_path / 'd'))
-    (mini['csv'] / 'val.csv').write_text('filename,label\n' + ''.join(f'{ravi(c, i)},{c}\n' for c in CLASSES['val'] for i in PICKS[:3 if c == 'n00000005' else 4]))
+    rows = ''.join(f'{ravi(c, i)},{c}\n' for c in CLASSES['val'] for i in PICKS[:3 if c == 'n00000005' else 4])
+    (mini['csv'] / 'val.csv').write_text('filename,label\n' + rows)
     with pytest.raises(PrepareError, match='wrong class counts: val.csv lists 3 to 4 images per class'):
         pm.prepare_miniimagenet(str(mini['flat']), str(mini['csv']), str(tmp_path / 'd'))
     assert no_cache(tmp_path / 'd', 'miniimagenet')
@@ -426,8 +449,9 @@ def test_truncated_cache_is_one_line_error(tmp_path):
 def test_changed_byte_is_caught_by_the_checksum(tmp_path):
     folder = tiny_cache(tmp_path)
     flip_byte(folder / 'val.pt')
-    with pytest.raises(CacheError, match=rf"{folder}/val.pt has changed \(its sha256 is not the manifest's\); "
-                                         rf"rebuild it with: sparse-maml prepare omniglot --data-dir {tmp_path} --force$"):
+    msg = (rf"{folder}/val.pt has changed \(its sha256 is not the manifest's\); "
+           rf"rebuild it with: sparse-maml prepare omniglot --data-dir {tmp_path} --force$")
+    with pytest.raises(CacheError, match=msg):
         load_split('omniglot', 'val', tmp_path)
     wrong = load_split('omniglot', 'val', tmp_path, checksum=False)     # sizes only: loads, with a wrong pixel
     assert not torch.equal(wrong.images, load_split('omniglot', 'val', tiny_cache(tmp_path / 'ref').parent).images)
@@ -439,7 +463,8 @@ def test_train_on_a_damaged_cache_fails_in_one_line(tmp_path, capsys):
     truncate(tiny_cache(tmp_path / 'data') / 'test.pt')
     sets = ['hidden=8', 'n_inner_steps=1', 'epochs=1', 'iters_per_epoch=1', 'n_val_episodes=5', 'n_test_episodes=5',
             'eval_batch=5', 'rotations=false', f'data_dir={tmp_path / "data"}']
-    code = main(['train', '--device', 'cpu', '--quiet', '--run-dir', str(tmp_path / 'run'), *sum((['--set', s] for s in sets), [])])
+    options = [a for s in sets for a in ('--set', s)]
+    code = main(['train', '--device', 'cpu', '--quiet', '--run-dir', str(tmp_path / 'run'), *options])
     err = capsys.readouterr().err
     assert code != 0 and len(err.strip().splitlines()) == 1 and 'Traceback' not in err, err
     assert f'{tmp_path}/data/omniglot/test.pt has 10000 bytes' in err and err.rstrip().endswith('--force'), err
@@ -483,4 +508,5 @@ def test_scripts_run_the_package_code():
     for script in ('prepare_omniglot.py', 'prepare_miniimagenet.py'):
         code = [l for l in (REPO / 'data_scripts' / script).read_text().split('"""')[2].splitlines() if l.strip()]
         assert len(code) <= 8 and any('from sparse_maml.prepare_cli import' in l for l in code), script
-    assert sorted(p.name for p in (REPO / 'data_scripts').glob('*.py')) == ['prepare_miniimagenet.py', 'prepare_omniglot.py']
+    scripts = sorted(p.name for p in (REPO / 'data_scripts').glob('*.py'))
+    assert scripts == ['prepare_miniimagenet.py', 'prepare_omniglot.py']

@@ -2,10 +2,10 @@
 and run a tiny training there, from a folder outside the clone so that nothing is imported from the source tree.
 
 Offline and without reinstalling torch: the wheel is built without build isolation (the project's setuptools) and
-installed with `--no-deps --no-index`; the fresh environment sees the project's torch, torchvision, fastcore, ... through
-a `.pth` file naming the project environment's site-packages. Paths named by a `.pth` file are appended to `sys.path`
-after the environment's own site-packages, and the `.pth` files inside them (such as the editable install's finder,
-which would import the source tree) are not run, so `sparse_maml` comes from the wheel.
+installed with `--no-deps --no-index`; the fresh environment sees the project's torch, torchvision, fastcore, ...
+through a `.pth` file naming the project environment's site-packages. Paths named by a `.pth` file are appended to
+`sys.path` after the environment's own site-packages, and the `.pth` files inside them (such as the editable
+install's finder, which would import the source tree) are not run, so `sparse_maml` comes from the wheel.
 """
 import os, shutil, subprocess, sys, sysconfig, zipfile
 from pathlib import Path
@@ -65,8 +65,8 @@ def test_wheel_contents(installed):
 
 def test_imports_come_from_the_wheel(installed):
     venv, env, _ = installed
-    code = ('import sparse_maml, torch; from importlib.resources import files; '
-            "print(sparse_maml.__file__); print(files('sparse_maml').joinpath('results/quickstart_baseline.json').is_file())")
+    code = ('import sparse_maml, torch; from importlib.resources import files; print(sparse_maml.__file__); '
+            "print(files('sparse_maml').joinpath('results/quickstart_baseline.json').is_file())")
     out = run(venv / 'bin' / 'python', '-c', code, cwd=venv.parent / 'work', env=env).stdout.split()
     assert Path(out[0]).is_relative_to(venv) and out[1] == 'True', out
 
