@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'SPLITS', 'EVAL_SEED', 'CACHE_VERSION', 'FewShotDataset', 'Episodes',
            'sample_indices', 'make_episodes', 'EpisodeSampler', 'FixedEpisodes', 'fixed_episodes', 'CacheError',
-           'default_data_dir', 'cache_dir', 'prepare_command', 'sha256_file', 'save_cache', 'verify_cache',
-           'load_split', 'read_manifest', 'add_rotations', 'synthetic_dataset', 'tiny_cache']
+           'default_data_dir', 'cache_dir', 'prepare_command', 'sha256_file', 'save_cache', 'read_manifest',
+           'verify_cache', 'load_split', 'add_rotations', 'synthetic_dataset', 'tiny_cache']
 
 # %% ../nbs/05_data.ipynb #4daaf86d
 import hashlib, json, math, os, shutil, tempfile, time
@@ -263,6 +263,27 @@ def save_cache(splits: Sequence[FewShotDataset],  # the splits of one dataset (s
     if old is not None: shutil.rmtree(old, ignore_errors=True)
     return final
 
+# %% ../nbs/05_data.ipynb #2c046ce2
+def read_manifest(name: str, data_dir=None) -> dict | None:
+    "The manifest of the cache of `name`, or None when there is none (an unreadable one raises `CacheError`)."
+    path = cache_dir(name, data_dir) / 'manifest.json'
+    if not path.exists(): return None
+    try: return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise CacheError(f'damaged {name} cache: {path} is unreadable', prepare_command(name, path.parent.parent)
+                         + ' --force') from None
+
+def _damage(folder: Path, files: dict, names: list[str], checksum: bool) -> str | None:
+    "What is wrong with the first of the cache files `names` that does not match its manifest record, or None."
+    for f in names:
+        path, rec = folder / f, files.get(f)
+        if rec is None or not path.is_file(): return f'{path} is missing'
+        if (size := path.stat().st_size) != rec['size']:
+            return f"{path} has {size} bytes, the manifest says {rec['size']}"
+        if checksum and sha256_file(path) != rec['sha256']:
+            return f"{path} has changed (its sha256 is not the manifest's)"
+    return None
+
 # %% ../nbs/05_data.ipynb #56707fe3
 def verify_cache(name: str,                    # 'omniglot' | 'miniimagenet'
                  data_dir=None,                # cache root; default `default_data_dir()`
@@ -300,27 +321,6 @@ def load_split(name: str,              # 'omniglot' | 'miniimagenet'
     ds = FewShotDataset(tensors['images'], tensors['labels'], meta['class_names'], tuple(meta['mean']),
                         tuple(meta['std']), name, split)
     return add_rotations(ds) if rotations else ds
-
-# %% ../nbs/05_data.ipynb #2c046ce2
-def read_manifest(name: str, data_dir=None) -> dict | None:
-    "The manifest of the cache of `name`, or None when there is none (an unreadable one raises `CacheError`)."
-    path = cache_dir(name, data_dir) / 'manifest.json'
-    if not path.exists(): return None
-    try: return json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise CacheError(f'damaged {name} cache: {path} is unreadable', prepare_command(name, path.parent.parent)
-                         + ' --force') from None
-
-def _damage(folder: Path, files: dict, names: list[str], checksum: bool) -> str | None:
-    "What is wrong with the first of the cache files `names` that does not match its manifest record, or None."
-    for f in names:
-        path, rec = folder / f, files.get(f)
-        if rec is None or not path.is_file(): return f'{path} is missing'
-        if (size := path.stat().st_size) != rec['size']:
-            return f"{path} has {size} bytes, the manifest says {rec['size']}"
-        if checksum and sha256_file(path) != rec['sha256']:
-            return f"{path} has changed (its sha256 is not the manifest's)"
-    return None
 
 # %% ../nbs/05_data.ipynb #9921d8c7
 def add_rotations(ds: FewShotDataset,                        # a split with square images
