@@ -9,6 +9,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 # Where prepared datasets live (read by the library and the CLI too).
 export SPARSE_MAML_DATA ?= $(CURDIR)/data
+# Transparent huge pages for torch's large CPU allocations: fewer page faults, faster CPU training (chapter 09, 'The allocator').
+export THP_MEM_ALLOC_ENABLE ?= 1
 # Where Omniglot comes from: a local folder holding the zips, or `download` (official repository).
 OMNIGLOT_SOURCE ?= $(if $(wildcard ../shared/data/omniglot/*.zip),../shared/data/omniglot,download)
 # 2 cores: two notebooks at a time, one torch thread each.
@@ -19,7 +21,7 @@ QUIET_PIP := grep -v -e '^WARNING: Location' -e 'BuildBackendWarning' -e '^ *!!'
 	-e 'Please consider' -e 'License ::' -e 'See https://packaging' -e 'self._finalize' -e 'Please be careful' \
 	-e 'name as your package' -e 'with strategy' -e 'Editable installation' || true
 
-.PHONY: help install quickstart test check-sync lint data browser docs readme lab clean
+.PHONY: help install quickstart test check-sync lint data browser docs readme lab clean gpu-check
 
 help:
 	@echo "make quickstart  set up .venv, prepare Omniglot, train sparse-MAML vs MAML and print the results"
@@ -77,3 +79,8 @@ lab: install
 
 clean:
 	rm -rf docs/_build _proc _docs
+
+# On a CUDA machine: benchmark (fp32/tf32/bf16, CUDA graphs), train/stop/resume on Omniglot, quickstart; outputs in
+# gpu-check/<device>-<date>/. GPU_CHECK_FLAGS=--dry-run runs the same steps on the CPU at tiny sizes.
+gpu-check: data
+	$(PY) tools/gpu_check.py $(GPU_CHECK_FLAGS)
