@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['omniglot_cmd', 'miniimagenet_cmd', 'prepare_cmd']
 
-# %% ../nbs/05d_prepare_cli.ipynb #bf229322
+# %% ../nbs/05d_prepare_cli.ipynb #9fe499d2
 from fastcore.script import Param, store_true
 from .prepare import PrepareError
 from .omniglot import prepare_omniglot
 from .miniimagenet import SIZE, prepare_miniimagenet
 
-# %% ../nbs/05d_prepare_cli.ipynb #0440eaf1
+# %% ../nbs/05d_prepare_cli.ipynb #f4765b5e
 def omniglot_cmd(source: Param('folder holding the Omniglot zips (default: download them into '
                                '<data-dir>/downloads/omniglot)', str) = None,
                  data_dir: Param('cache root (default: $SPARSE_MAML_DATA, else ~/.cache/sparse-maml)', str) = None,
@@ -23,7 +23,7 @@ def omniglot_cmd(source: Param('folder holding the Omniglot zips (default: downl
     "Turn the Omniglot zips into sparse-maml's cache (train/val/test split by alphabet)."
     prepare_omniglot(source, data_dir, subset, image_size, force)
 
-# %% ../nbs/05d_prepare_cli.ipynb #1aadaec1
+# %% ../nbs/05d_prepare_cli.ipynb #920a5cec
 def miniimagenet_cmd(
         source: Param('the MiniImageNet files: a folder, or one .pkl / .hdf5 file of the set', str) = None,
         split_dir: Param('folder with train.csv, val.csv, test.csv (default: --source if it has them, else download)',
@@ -39,7 +39,7 @@ def miniimagenet_cmd(
     "Turn MiniImageNet (Ravi-Larochelle JPEGs, ImageNet folders, learn2learn pickles, Torchmeta HDF5) into the cache."
     prepare_miniimagenet(source, split_dir, data_dir, format, image_size, workers, force)
 
-# %% ../nbs/05d_prepare_cli.ipynb #1e06bfc8
+# %% ../nbs/05d_prepare_cli.ipynb #79ae7725
 def prepare_cmd(dataset: Param('the dataset to prepare', str, opt=False, choices=['omniglot', 'miniimagenet']),
                 source: Param('Omniglot: folder with the zips (default: download); MiniImageNet: the files '
                               '(a folder, or one .pkl / .hdf5 file)', str) = None,
@@ -54,10 +54,8 @@ def prepare_cmd(dataset: Param('the dataset to prepare', str, opt=False, choices
                 workers: Param('MiniImageNet: threads decoding JPEGs (0: up to 8)', int) = None):
     "Prepare a dataset's cache: `sparse-maml prepare omniglot [--source DIR]`, `... miniimagenet --source PATH`."
     other = dict(omniglot=dict(split_dir=split_dir, format=format, workers=workers), miniimagenet=dict(subset=subset))
-    if wrong := [k for k, v in other.get(dataset, {}).items() if v is not None]:
+    if dataset not in other: raise PrepareError(f'unknown dataset {dataset!r}: choose omniglot or miniimagenet')
+    if wrong := [k for k, v in other[dataset].items() if v is not None]:
         raise PrepareError(f"--{wrong[0].replace('_', '-')} does not apply to {dataset}")
-    if dataset == 'omniglot': return prepare_omniglot(source, data_dir, subset or 'auto', image_size or 28, force)
-    if dataset == 'miniimagenet':
-        return prepare_miniimagenet(source, split_dir, data_dir, format or 'auto', image_size or SIZE, workers or 0,
-                                    force)
-    raise PrepareError(f'unknown dataset {dataset!r}: choose omniglot or miniimagenet')
+    if dataset == 'omniglot': prepare_omniglot(source, data_dir, subset or 'auto', image_size or 28, force)
+    else: prepare_miniimagenet(source, split_dir, data_dir, format or 'auto', image_size or SIZE, workers or 0, force)
