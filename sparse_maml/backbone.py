@@ -19,7 +19,7 @@ SHAPES: dict[str, tuple[int, int]] = {'omniglot': (1, 28), 'miniimagenet': (3, 8
 # %% ../nbs/04_backbone.ipynb #9749310c
 def kaiming_std(shape: tuple[int, ...] | torch.Size,  # shape of the tensor, [fan_out, *fan_in dims]
                ) -> float:                              # sqrt(2 / fan_in)
-    "Standard deviation of He et al.'s (Kaiming) normal init for a ReLU layer: sqrt(2 / fan_in), fan_in = prod(shape[1:])."
+    "Std of He et al.'s (Kaiming) normal init for a ReLU layer: sqrt(2 / fan_in), fan_in = prod(shape[1:])."
     fan_in = math.prod(shape[1:]) if len(shape) > 1 else shape[0]
     return math.sqrt(2 / fan_in)
 
@@ -52,7 +52,7 @@ def batch_norm(x: Tensor,        # activations [N, C, H, W]
                bias: Tensor,     # shift beta [C]
                eps: float = 1e-5,  # added to the variance, as nn.BatchNorm2d
               ) -> Tensor:       # [N, C, H, W], every channel with mean beta and std ~ |gamma| over (N, H, W)
-    "Transductive BatchNorm: always the statistics of this batch, as explicit math (correct under `torch.func` transforms)."
+    "Transductive BatchNorm: always this batch's statistics, as explicit math (correct under `torch.func` transforms)."
     xc = x - x.mean(dim=(0, 2, 3), keepdim=True)                  # centred, [N, C, H, W]
     var = (xc * xc).mean(dim=(0, 2, 3), keepdim=True)             # biased variance, [1, C, 1, 1]
     return xc * (weight[:, None, None] * torch.rsqrt(var + eps)) + bias[:, None, None]
@@ -61,7 +61,7 @@ def batch_norm(x: Tensor,        # activations [N, C, H, W]
 def conv4_forward(params: Params,  # conv4 parameters, see `init_conv4`
                   x: Tensor,       # images [N, C, H, W], float
                  ) -> Tensor:      # logits [N, n_way]
-    "conv4 as a pure function of `params`: 4 x [conv 3x3 -> BatchNorm (batch statistics) -> ReLU -> max-pool 2x2] -> linear."
+    "conv4 as a pure function of `params`: 4 x [conv 3x3 -> BatchNorm (batch stats) -> ReLU -> max-pool 2x2] -> linear."
     for i in range(1, 5):
         x = F.conv2d(x, params[f'conv{i}.weight'], params[f'conv{i}.bias'], padding=1)   # [N, h, s, s]
         x = batch_norm(x, params[f'bn{i}.weight'], params[f'bn{i}.bias'])                 # [N, h, s, s]
@@ -74,15 +74,15 @@ def conv4_forward_native(params: Params,  # conv4 parameters, see `init_conv4`
                         ) -> Tensor:      # logits [N, n_way]
     "conv4 with PyTorch's BatchNorm kernel (batch statistics): exact outside `vmap`, the per-task loops' forward."
     for i in range(1, 5):
-        x = F.conv2d(x, params[f'conv{i}.weight'], params[f'conv{i}.bias'], padding=1)               # [N, h, s, s]
+        x = F.conv2d(x, params[f'conv{i}.weight'], params[f'conv{i}.bias'], padding=1)           # [N, h, s, s]
         x = F.batch_norm(x, None, None, params[f'bn{i}.weight'], params[f'bn{i}.bias'], training=True)
-        x = F.relu(F.max_pool2d(x, 2))                                                                # [N, h, s//2, s//2]
+        x = F.relu(F.max_pool2d(x, 2))                                                            # [N, h, s//2, s//2]
     return F.linear(x.flatten(1), params['head.weight'], params['head.bias'])
 
 # %% ../nbs/04_backbone.ipynb #fc571868
 def param_group(key: str,  # parameter name, e.g. 'conv1.weight', 'bn2.bias', 'head.weight'
                ) -> str:   # group name, e.g. 'conv1', 'bn2 bias', 'head'
-    "Group name of a parameter: 'convI', 'convI bias', 'bnI gain', 'bnI bias', 'head', 'head bias' (or 'x', 'x bias' for other 'x')."
+    "Group of a parameter: 'convI', 'convI bias', 'bnI gain', 'bnI bias', 'head', 'head bias' ('x', 'x bias' else)."
     layer, kind = key.rsplit('.', 1)
     if layer.startswith('bn'): return f"{layer} {'gain' if kind == 'weight' else 'bias'}"
     return layer if kind == 'weight' else f'{layer} bias'

@@ -160,7 +160,7 @@ def measure(size: str,                     # key of SIZES
     peak = (torch.cuda.max_memory_allocated(dev) - base) / 2**20 if cuda else (_status_kib('VmHWM') - base) / 2**10
     def evaluate():
         with precision_context(precision, dev): learner.evaluate(eps[0])
-    ev = _timed(evaluate, 1 if repeats is None else repeats, 0, sync) if impl != 'reference' else []
+    ev = [] if impl == 'reference' else (evaluate(), _timed(evaluate, repeats, min_time / 2, sync))[1]   # warmed up
     ms = _median(times) * 1e3
     if grads_path: torch.save(check_gradients_of(impl, size, dev, seed), grads_path)   # after the memory reading
     return dict(size=size, impl=impl, ms=ms, n=len(times), gflops=cfg.meta_batch * task_flops(cfg) / ms / 1e6,

@@ -28,7 +28,7 @@ class AlgoSpec:
     adapt: str = 'all'                # which parameters the inner loop adapts: a key of `ADAPT`
     preconditioner: str = 'identity'  # M, a key of `masks.PRECONDITIONERS`: 'identity' | 'lr' | 'step' | 'relu'
     first_order: bool = True          # inner gradients as constants (FOMAML) or differentiated through (MAML)
-    meta_init: str | None = None      # initialiser of the meta-parameters, a key of `META_INITS`; None: no meta-parameters
+    meta_init: str | None = None      # initialiser of the meta-parameters, a key of `META_INITS`; None: none
 
 # %% ../nbs/06_learners.ipynb #7de1d34f
 ADAPT: dict[str, Callable[[str], bool]] = {
@@ -40,8 +40,8 @@ ADAPT: dict[str, Callable[[str], bool]] = {
 def shift_to_sparsity(m: Tensor,            # draws, any shape
                       init_sparsity: float, # wanted fraction of negative entries, in [0, 1]
                       gap: float = 1.0,     # distance below the minimum (above the maximum) used at 0% (100%) sparsity
-                     ) -> Tensor:           # m - threshold, with exactly round(init_sparsity * m.numel()) negative entries
-    "Shift `m` by the midpoint between its k-th and (k+1)-th smallest values, so exactly k = round(init_sparsity * n) are < 0."
+                     ) -> Tensor:           # m - threshold: exactly round(init_sparsity * m.numel()) entries < 0
+    "Shift `m` by the midpoint of its k-th and (k+1)-th smallest values: exactly k = round(init_sparsity * n) are < 0."
     if not 0 <= init_sparsity <= 1: raise ValueError(f'init_sparsity must be in [0, 1], got {init_sparsity}')
     v = m.flatten().sort().values
     v = torch.cat([v[:1] - gap, v, v[-1:] + gap])       # pads: thresholds for k = 0 and k = n
@@ -57,7 +57,7 @@ def init_kaiming_mask(params: Params,              # parameters the mask gates (
                       seed: int = 0,               # seed of the draw
                       unit: bool = False,          # std 1 instead of Kaiming's sqrt(2 / fan_in)
                      ) -> Params:                  # leaf tensors with requires_grad=True
-    "Mask parameters m: Kaiming normal draws, shifted per tensor so that exactly `init_sparsity` of the entries are negative."
+    "Mask parameters m: Kaiming normal draws, shifted per tensor so that exactly `init_sparsity` of them are negative."
     g = torch.Generator().manual_seed(_stream_seed(seed, 'mask'))
     out = {}
     for k, p in params.items():
@@ -67,7 +67,8 @@ def init_kaiming_mask(params: Params,              # parameters the mask gates (
     return out
 
 # %% ../nbs/06_learners.ipynb #3d61f859
-META_INITS: dict[str, Callable[[Params, float, int], Params]] = {   # (adapted params, init_sparsity, seed) -> meta-parameters
+# (adapted params, init_sparsity, seed) -> meta-parameters
+META_INITS: dict[str, Callable[[Params, float, int], Params]] = {
     'ones': lambda params, init_sparsity, seed: init_learned_lrs(params, 1.0),
     'mask': lambda params, init_sparsity, seed: init_kaiming_mask(params, init_sparsity, seed),
     'mask-unit': lambda params, init_sparsity, seed: init_kaiming_mask(params, init_sparsity, seed, unit=True),
@@ -84,7 +85,7 @@ SPECS: dict[str, AlgoSpec] = {
 ALGOS = tuple(SPECS)
 
 # %% ../nbs/06_learners.ipynb #9bf7fdfc
-BATCHINGS = ('auto', 'vmap', 'loop')   # how the tasks of a meta-batch run; 'auto': vmap on CUDA, the per-task loop on the CPU
+BATCHINGS = ('auto', 'vmap', 'loop')   # how a meta-batch's tasks run; 'auto': vmap on CUDA, per-task loop on the CPU
 
 class Learner:
     "A meta-learner: initialisation `theta`, meta-parameters `meta` and a spec from `SPECS`, on the shared inner loop."
@@ -94,12 +95,12 @@ class Learner:
                  inner_lr: float,           # alpha
                  n_inner_steps: int,        # K
                  first_order: bool | None = None,  # None: the spec's choice
-                 forward: Callable[[Params, Tensor], Tensor] = conv4_forward,  # the network, a pure function (vmap-safe)
+                 forward: Callable[[Params, Tensor], Tensor] = conv4_forward,  # the network, pure function, vmap-safe
                  init_sparsity: float = 0.5,  # recorded in the state (and used for random masks of mask-less learners)
                  seed: int = 0,             # seed the meta-parameters were drawn with (recorded in the state)
                  eval_chunk: int = 16,      # tasks per vmap call in `evaluate`
                  batching: str = 'auto',    # one of BATCHINGS: 'auto', 'vmap' (tasks batched), 'loop' (one at a time)
-                 loop_forward: Callable[[Params, Tensor], Tensor] | None = None):  # the loop's network (None: see below)
+                 loop_forward: Callable[[Params, Tensor], Tensor] | None = None):  # the loop's (None: see below)
         if batching not in BATCHINGS: raise ValueError(f"batching must be 'auto', 'vmap' or 'loop', got {batching!r}")
         self.algo, self.spec, self.theta, self.meta = algo, SPECS[algo], theta, meta
         self.inner_lr, self.n_inner_steps, self.forward, self.eval_chunk = inner_lr, n_inner_steps, forward, eval_chunk
@@ -131,7 +132,7 @@ class Learner:
         return F.cross_entropy(logits, yq), (logits.argmax(-1) == yq).to(logits.dtype).mean()
 
     def engine(self, device=None) -> str:
-        "'vmap' or 'loop': how tasks on `device` (None: theta's) run; `batching='auto'` picks vmap on CUDA, else the loop."
+        "'vmap' or 'loop': how tasks on `device` (None: theta's) run; 'auto' picks vmap on CUDA, else the loop."
         if self.batching != 'auto': return self.batching
         dev = next(iter(self.theta.values())).device if device is None else torch.device(device)
         return 'vmap' if dev.type == 'cuda' else 'loop'
@@ -184,7 +185,8 @@ def channels_last(t: Tensor) -> Tensor:
 
 def _buffer(t: Tensor) -> Tensor:
     "A detached copy of `t` (channels-last if 4-D) that can be updated in place and differentiated."
-    return t.detach().clone(memory_format=torch.channels_last if t.dim() == 4 else torch.preserve_format).requires_grad_()
+    layout = torch.channels_last if t.dim() == 4 else torch.preserve_format
+    return t.detach().clone(memory_format=layout).requires_grad_()
 
 @patch
 def support_grad_sum(self: Learner,
@@ -218,7 +220,7 @@ def adapt_second_order(self: Learner,
                        inner_lr: float,         # alpha
                        n_inner_steps: int,      # K
                       ) -> Params:              # phi_K over the adapted keys, with the graph of every step
-    "MAML's inner loop of one task: `autograd.grad(create_graph=True)` per step, so phi_K differentiates to second order."
+    "MAML's inner loop of one task: `autograd.grad(create_graph=True)` per step: phi_K differentiates to second order."
     keys = self.adapt_keys
     fixed = {k: v for k, v in theta.items() if k not in keys}
     fast = {k: channels_last(theta[k]) for k in keys}
@@ -278,7 +280,7 @@ def reference_outer_loss(learner: Learner,          # its theta, meta, spec, inn
         for _ in range(K):
             loss = F.cross_entropy(forward({**inner_fixed, **fast}, xs), ys)
             grads = torch.autograd.grad(loss, list(fast.values()), create_graph=not fo)
-            fast = {k: fast[k] - lr * (1.0 if scale is None else scale[k]) * g for k, g in zip(fast, grads)}  # M(m): diff.
+            fast = {k: fast[k] - lr * (1.0 if scale is None else scale[k]) * g for k, g in zip(fast, grads)}  # M(m)
         logits = forward({**fixed, **fast}, xq)
         losses.append(F.cross_entropy(logits, yq)); accs.append((logits.argmax(-1) == yq).to(logits.dtype).mean())
     losses = torch.stack(losses)
@@ -302,7 +304,7 @@ def adapt(self: Learner,
           inner_lr: float | None = None,     # alpha (None: the learner's)
           scale: str | Params = 'learned',   # 'learned' | 'none' | 'random' | a dict of per-parameter factors
           seed: int = 0,                     # seed of the random mask
-         ) -> tuple[Params, dict[str, list[float]]]:  # phi_K (all keys, detached); per step k = 0..K: support_loss, query_loss, query_acc
+         ) -> tuple[Params, dict[str, list[float]]]:  # phi_K (detached); per step k = 0..K: support/query loss, acc
     "Adapt `theta` to one task step by step, without an outer graph, recording losses and accuracy after every step."
     K = self.n_inner_steps if n_inner_steps is None else n_inner_steps
     lr = self.inner_lr if inner_lr is None else inner_lr
@@ -337,9 +339,10 @@ def sparsity(self: Learner) -> dict[str, float]:
 @patch
 def state_dict(self: Learner) -> dict:
     "algo, hyper-parameters, theta and meta (detached copies)."
-    return {'algo': self.algo, 'inner_lr': self.inner_lr, 'n_inner_steps': self.n_inner_steps, 'first_order': self.first_order,
-            'init_sparsity': self.init_sparsity, 'seed': self.seed,
-            'theta': {k: v.detach().clone() for k, v in self.theta.items()}, 'meta': {k: v.detach().clone() for k, v in self.meta.items()}}
+    copy = lambda p: {k: v.detach().clone() for k, v in p.items()}
+    return {'algo': self.algo, 'inner_lr': self.inner_lr, 'n_inner_steps': self.n_inner_steps,
+            'first_order': self.first_order, 'init_sparsity': self.init_sparsity, 'seed': self.seed,
+            'theta': copy(self.theta), 'meta': copy(self.meta)}
 
 @patch
 def load_state_dict(self: Learner, d: dict):
@@ -355,8 +358,9 @@ def load_state_dict(self: Learner, d: dict):
     self.init_sparsity, self.seed = d['init_sparsity'], d['seed']
 
 @patch(cls_method=True)
-def from_state_dict(cls: Learner, d: dict, device='cpu', forward: Callable[[Params, Tensor], Tensor] = conv4_forward) -> Learner:
+def from_state_dict(cls: Learner, d: dict, device='cpu',
+                    forward: Callable[[Params, Tensor], Tensor] = conv4_forward) -> Learner:
     "A new learner from a `state_dict` (tensors moved to `device`)."
     leaves = lambda p: {k: v.detach().clone().to(device).requires_grad_() for k, v in p.items()}
-    return cls(d['algo'], leaves(d['theta']), leaves(d['meta']), d['inner_lr'], d['n_inner_steps'], d['first_order'], forward,
-               d['init_sparsity'], d['seed'])
+    return cls(d['algo'], leaves(d['theta']), leaves(d['meta']), d['inner_lr'], d['n_inner_steps'], d['first_order'],
+               forward, d['init_sparsity'], d['seed'])
