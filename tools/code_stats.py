@@ -30,11 +30,11 @@ def main(argv=None) -> int:
     fns = sorted(((n, k, f) for f in files for n, k in functions(f)), key=lambda t: -t[1])
     long = [t for t in fns if t[1] > a.limit]
     over = sum(len(l) > 120 for l in lines)
-    print(f'{len(files)} modules, {len(lines)} lines (largest: ' + ', '.join(
-        f'{f.stem} {len(f.read_text().splitlines())}' for f in sorted(files, key=lambda f: -len(f.read_text()))[:3]) + ')')
+    sizes = sorted(((len(f.read_text().splitlines()), f.stem) for f in files), reverse=True)
+    print(f'{len(files)} modules, {len(lines)} lines (largest: ' + ', '.join(f'{m} {n}' for n, m in sizes[:3]) + ')')
     print(f'{len(fns)} functions; longest: ' + ', '.join(f'{f.stem}.{n} {k}' for n, k, f in fns[:5]))
-    print(f'{len(long)} functions over {a.limit} lines' + (': ' + ', '.join(f'{f.stem}.{n} ({k})' for n, k, f in long)
-                                                         if long else ''))
+    names = ', '.join(f'{f.stem}.{n} ({k})' for n, k, f in long)
+    print(f'{len(long)} functions over {a.limit} lines' + (f': {names}' if long else ''))
     print(f'{over} of {len(lines)} lines over 120 characters ({100 * over / max(len(lines), 1):.1f}%), '
           f'longest {max(map(len, lines), default=0)}')
     return 0
