@@ -54,9 +54,9 @@ check-sync: install
 	  git status --short -- nbs sparse_maml; exit 1; fi; \
 	echo "notebooks and library in sync and clean"
 
-# Lines of at most 120 characters in the library, the notebooks' code, tests and tools (pyproject.toml [tool.ruff]).
+# Lines of at most 120 characters: ruff on notebooks, tests and tools (pyproject.toml), code_stats on the library.
 lint: install
-	@$(BIN)/ruff check --quiet --output-format concise && echo "lint: no line over 120 characters"
+	@$(BIN)/ruff check --quiet --output-format concise && $(PY) tools/code_stats.py --check | tail -1
 
 # Headless Chromium for the docs rendering test (skipped with a message where it cannot be installed).
 browser:
