@@ -71,10 +71,12 @@ def conv4_forward(params: Params,  # conv4 parameters, see `init_conv4`
 # %% ../nbs/04_backbone.ipynb #1c50ca23
 def conv4_forward_native(params: Params,  # conv4 parameters, see `init_conv4`
                          x: Tensor,       # images [N, C, H, W] (any memory format), float
+                         channels_last: bool = False,  # keep every activation in the channels-last layout
                         ) -> Tensor:      # logits [N, n_way]
     "conv4 with PyTorch's BatchNorm kernel (batch statistics): exact outside `vmap`, the per-task loops' forward."
     for i in range(1, 5):
         x = F.conv2d(x, params[f'conv{i}.weight'], params[f'conv{i}.bias'], padding=1)           # [N, h, s, s]
+        if channels_last: x = x.contiguous(memory_format=torch.channels_last)   # no-op unless conv chose NCHW
         x = F.batch_norm(x, None, None, params[f'bn{i}.weight'], params[f'bn{i}.bias'], training=True)
         x = F.relu(F.max_pool2d(x, 2))                                                            # [N, h, s//2, s//2]
     return F.linear(x.flatten(1), params['head.weight'], params['head.bias'])
