@@ -8,9 +8,9 @@ __all__ = ['STUDY_SEEDS', 'BASE', 'FIELDS', 'MIN_LEARN_ITERS', 'STUDY_BUDGET', '
            'iterations', 'initial_sparsity', 'item_points', 'study_grid', 'source_of', 'run_config', 'run_name',
            'train_record', 'run_one', 'read_results', 'find', 'pending', 'run_study', 'cost_shape', 'measure_shape',
            'measure_costs', 'measure_study_costs', 'run_cost', 'grid_cost', 'cost_table', 'Claim', 'select', 'mean_std',
-           'kendall_tau', 'verdict', 'verdicts', 'verdict_list', 'verdict_table', 'study_cmd']
+           'kendall_tau', 'verdict', 'verdicts', 'verdict_list', 'verdict_table', 'study_cmd', 'main']
 
-# %% ../nbs/08_study.ipynb #91acf656
+# %% ../nbs/08_study.ipynb #791ced36
 import builtins, json, math, multiprocessing, os, time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from fastcore.script import Param, anno_parser, store_true
 from .backbone import PARAM_GROUPS, init_conv4, param_group
-from .config import make_config
+from .config import make_config, resolve_device
 from .data import Episodes
 from .train import build_learner, read_metrics, train
 
@@ -113,7 +113,7 @@ def run_config(point: dict,                # a point over `FIELDS`
         else: raise ValueError(f"unknown control {control!r}; choose from {', '.join(CONTROLS)}")
     return {**cfg, **fields}
 
-# %% ../nbs/08_study.ipynb #5d543ae1
+# %% ../nbs/08_study.ipynb #02bd77d2
 def run_name(point: dict, seed: int) -> str:
     "A run directory name that spells out every study field and the seed."
     name = '{algo}-{k_shot}s-K{n_inner_steps}-lr{inner_lr}-h{hidden}-init{init_sparsity}'.format(**point)
@@ -135,7 +135,8 @@ def train_record(point: dict,                # a point over `FIELDS`
     out = dict({k: point.get(k) for k in FIELDS}, seed=seed, budget=budget, steps=rec['step'], test_acc=rec['test_acc'],
                test_ci95=rec['test_ci95'], n_test_episodes=rec['n_test_episodes'], best_val_acc=rec['best_val_acc'],
                sparsity=rec['sparsity'], curve=curve, wall_time=time.time() - t0,
-               trained=dict(algo=cfg.algo, inner_lr=cfg.inner_lr, meta_batch=cfg.meta_batch, device=cfg.device))
+               trained=dict(algo=cfg.algo, inner_lr=cfg.inner_lr, meta_batch=cfg.meta_batch,
+                            device=str(resolve_device(cfg.device))))
     if source is not None: out['source_sparsity'] = source['sparsity']
     return out
 
@@ -416,7 +417,7 @@ def verdict_table(rows: list[dict]) -> str:
     return '\n'.join(out + [f"| {r['figure']} | {r['claim']} | **{r['verdict']}** | {r['numbers']} | "
                             f"{r['budget']}{it(r)} |" for r in rows])
 
-# %% ../nbs/08_study.ipynb #2c63b1fb
+# %% ../nbs/08_study.ipynb #a0f7c054
 RESULTS = 'nbs/results/study.jsonl'   # the committed results file, from the repository root
 
 def study_cmd(items: Param(f"comma-separated study items, from {','.join(ITEMS)}", str) = ','.join(ITEMS),
@@ -440,5 +441,9 @@ def study_cmd(items: Param(f"comma-separated study items, from {','.join(ITEMS)}
     torch.set_num_threads(1)
     run_study(results, its, budget, sds, run_root, processes, device=device)
 
-if __name__ == '__main__' and not hasattr(builtins, 'get_ipython'):
-    study_cmd(**vars(anno_parser(study_cmd, prog='python -m sparse_maml.study').parse_args()))
+def main(argv: list[str] | None = None):
+    "`python -m sparse_maml.study [options]`: `study_cmd` from the command line."
+    args = vars(anno_parser(study_cmd, prog='python -m sparse_maml.study').parse_args(argv))
+    study_cmd(**{k: v for k, v in args.items() if k not in ('pdb', 'xtra')})   # fastcore's own two options
+
+if __name__ == '__main__' and not hasattr(builtins, 'get_ipython'): main()
