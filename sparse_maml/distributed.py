@@ -31,7 +31,8 @@ def init_distributed(device='cpu',  # the device this run computes on: 'cuda' us
 def local_device(device) -> torch.device:
     "This process's device: under torchrun a bare 'cuda' becomes `cuda:LOCAL_RANK`; anything else is unchanged."
     device = torch.device(device)
-    if device.type == 'cuda' and device.index is None and 'LOCAL_RANK' in os.environ: return torch.device('cuda', int(os.environ['LOCAL_RANK']))
+    if device.type == 'cuda' and device.index is None and 'LOCAL_RANK' in os.environ:
+        return torch.device('cuda', int(os.environ['LOCAL_RANK']))
     return device
 
 def is_main() -> bool:
@@ -44,7 +45,7 @@ def barrier():
 
 # %% ../nbs/06a_distributed.ipynb #7b4cc90e
 def shard_slice(n: int, rank: int, world: int) -> slice:
-    "Rank `rank`'s contiguous block of `n` tasks: block sizes differ by at most one, and the blocks in rank order cover 0..n-1."
+    "Rank `rank`'s contiguous block of `n` tasks: sizes differ by at most one; in rank order the blocks cover 0..n-1."
     return slice(rank * n // world, (rank + 1) * n // world)
 
 def shard(ep: Episodes,     # the full meta-batch, drawn identically on every rank
@@ -90,10 +91,11 @@ def gather_tasks(x: Tensor, world: int) -> Tensor:
 
 # %% ../nbs/06a_distributed.ipynb #00342d83
 class DistributedEval:
-    "A learner whose `evaluate` splits each meta-batch over the ranks and gathers the per-task results (the same on every rank)."
+    "A learner whose `evaluate` splits each meta-batch over the ranks and gathers per-task results (same on all ranks)."
     def __init__(self, learner, rank: int, world: int): self.learner, self.rank, self.world = learner, rank, world
 
-    def evaluate(self, ep: Episodes, n_inner_steps: int | None = None, inner_lr: float | None = None) -> tuple[Tensor, Tensor]:
+    def evaluate(self, ep: Episodes, n_inner_steps: int | None = None,
+                 inner_lr: float | None = None) -> tuple[Tensor, Tensor]:
         "`learner.evaluate` on this rank's block of `ep`, gathered: (loss [T], accuracy [T])."
         part = shard(ep, self.rank, self.world, even=False)
         if part.xs.shape[0]: loss, acc = self.learner.evaluate(part, n_inner_steps, inner_lr)
@@ -106,7 +108,7 @@ class DistributedEval:
 def launch(fn,           # called as fn(rank, world, *args) in each process; must be importable (a library function)
            world: int,   # number of processes
            *args):
-    "Run `fn(rank, world, *args)` in `world` fresh CPU processes joined by gloo (tests and demos; torchrun does this for training)."
+    "Run `fn(rank, world, *args)` in `world` fresh CPU processes joined by gloo (tests, demos; training uses torchrun)."
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]   # a free port
     mp.spawn(_entry, args=(fn, world, port, args), nprocs=world, join=True)
 
@@ -127,17 +129,20 @@ def meta_gradients(rank: int, world: int,      # this process, number of process
     "Meta-gradients of a tiny conv4 on random tasks, the meta-batch split over `world` ranks and all-reduced."
     dt, g = getattr(torch, dtype), torch.Generator().manual_seed(seed)
     N, K, Q = 5, 1, 3
-    ep = Episodes(torch.randn(n_tasks, N * K, 1, 28, 28, generator=g, dtype=dt), torch.arange(N).repeat_interleave(K).repeat(n_tasks, 1),
-                  torch.randn(n_tasks, N * Q, 1, 28, 28, generator=g, dtype=dt), torch.arange(N).repeat_interleave(Q).repeat(n_tasks, 1))
+    ep = Episodes(torch.randn(n_tasks, N * K, 1, 28, 28, generator=g, dtype=dt),
+                  torch.arange(N).repeat_interleave(K).repeat(n_tasks, 1),
+                  torch.randn(n_tasks, N * Q, 1, 28, 28, generator=g, dtype=dt),
+                  torch.arange(N).repeat_interleave(Q).repeat(n_tasks, 1))
     learner = make_learner(algo, init_conv4(1, 8, N, 28, seed=seed, dtype=dt), 0.4, n_inner_steps, seed=seed)
     loss, _ = learner.outer_loss(shard(ep, rank, world), reduction)    # every rank drew the same ep, computes its slice
     loss.backward()
-    params = {**{f'theta.{k}': v for k, v in learner.theta.items()}, **{f'meta.{k}': v for k, v in learner.meta.items()}}
+    params = {**{f'theta.{k}': v for k, v in learner.theta.items()},
+              **{f'meta.{k}': v for k, v in learner.meta.items()}}
     all_reduce_grads(params.values(), world, reduction)
     return {k: v.grad for k, v in params.items()}
 
 def rel_diff(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
-    "||a - b|| / ||b|| over all tensors flattened into one vector (conv biases before BatchNorm have gradient 0: no per-tensor ratios)."
+    "||a - b|| / ||b|| over all tensors as one vector (not per tensor: conv biases before BatchNorm have gradient 0)."
     va, vb = (torch.cat([d[k].double().flatten() for k in b]) for d in (a, b))
     return ((va - vb).norm() / vb.norm()).item()
 
@@ -147,14 +152,15 @@ def save_meta_gradients(rank: int, world: int, path: str, settings: list[dict]):
 
 # %% ../nbs/06a_distributed.ipynb #cf3858c6
 def main() -> int:
-    "Under torchrun: compare the all-reduced meta-gradients with a single-process computation; rank 0 prints the result."
+    "Under torchrun: compare the all-reduced meta-gradients with a single-process computation; rank 0 reports."
     rank, world = init_distributed()
     errs = []
     for dtype in ('float64', 'float32'):
         mine, one = meta_gradients(rank, world, dtype=dtype), meta_gradients(0, 1, dtype=dtype)
         errs.append(rel_diff(mine, one))
     ok = errs[0] < 1e-12 and errs[1] < 1e-6
-    if is_main(): print(f"{world} process{'es' if world > 1 else ''}: meta-gradients {'equal' if ok else 'DIFFER FROM'} the single-process ones "
+    verdict = 'equal' if ok else 'DIFFER FROM'
+    if is_main(): print(f"{world} process{'es' if world > 1 else ''}: meta-gradients {verdict} the single-process ones "
                         f"(relative difference {errs[0]:.1e} in float64, {errs[1]:.1e} in float32)")
     if dist.is_initialized(): dist.destroy_process_group()
     return 0 if ok else 1

@@ -15,7 +15,7 @@ from .inner import Params, inner_loop
 
 # %% ../nbs/03_masks.ipynb #da4ac178
 class StepSTE(torch.autograd.Function):
-    "Step function $\\mathbb{1}_{m \\geq 0}$ (same dtype as `m`) whose gradient is the identity (straight-through estimator)."
+    "Step function $\\mathbb{1}_{m \\geq 0}$ (same dtype as `m`) with identity gradient (straight-through estimator)."
     generate_vmap_rule = True
 
     @staticmethod
@@ -70,13 +70,14 @@ def init_mask(params: Params,              # parameters the mask gates (keys, sh
               spread: float = 0.1,         # scale of m: how many optimiser steps a coordinate needs to flip
               seed: int = 0,               # seed of the draw
              ) -> Params:                  # leaf tensors with requires_grad=True
-    "Mask parameters m = spread * (u - init_sparsity), u ~ U[0, 1): each coordinate is shut with probability `init_sparsity`."
+    "Mask m = spread * (u - init_sparsity), u ~ U[0, 1): each coordinate is shut with probability `init_sparsity`."
     g = torch.Generator().manual_seed(seed)
-    return {k: (spread * (torch.rand(p.shape, generator=g, dtype=p.dtype) - init_sparsity)).to(p.device).requires_grad_()
-            for k, p in params.items()}
+    def draw(p): return spread * (torch.rand(p.shape, generator=g, dtype=p.dtype) - init_sparsity)
+    return {k: draw(p).to(p.device).requires_grad_() for k, p in params.items()}
 
 # %% ../nbs/03_masks.ipynb #fd71adac
-SINUSOID_ALGOS = {'maml': (None, False), 'fomaml': (None, True), 'sparse-maml': ('step', True)}  # name -> (preconditioner, first order)
+# name -> (preconditioner, first order)
+SINUSOID_ALGOS = {'maml': (None, False), 'fomaml': (None, True), 'sparse-maml': ('step', True)}
 
 def sinusoid_query_mse(theta: Params,          # initialisation
                        mask: Params | None,    # mask parameters m (None: no mask)
@@ -105,7 +106,7 @@ def train_sinusoid(algo: str = 'sparse-maml',      # 'maml' (second order), 'fom
                    seed: int = 0,                  # seeds the MLP, the mask and the task stream
                    log_every: int = 10,            # record sparsity every this many meta-updates
                    progress: bool = True,          # show a tqdm progress bar
-                  ) -> dict:                       # theta, mask (or None), n_iters, history [(iteration, loss, {key: sparsity})]
+                  ) -> dict:   # theta, mask (or None), n_iters, history [(iteration, loss, {key: sparsity})]
     "Meta-train an MLP on sinusoid regression with MAML, FOMAML or sparse-MAML."
     if algo not in SINUSOID_ALGOS: raise ValueError(f'algo must be one of {list(SINUSOID_ALGOS)}, got {algo!r}')
     if n_iters is None and seconds is None: raise ValueError('give n_iters or seconds')
@@ -126,7 +127,8 @@ def train_sinusoid(algo: str = 'sparse-maml',      # 'maml' (second order), 'fom
                 history.append((it, loss.item(), update_sparsity(mask) if mask else {}))
                 bar.set_postfix(loss=f'{loss.item():.3f}')
             bar.update(1 if n_iters is not None else min(time.perf_counter() - start, seconds) - bar.n)
-    return dict(theta={k: v.detach() for k, v in theta.items()}, mask=None if mask is None else {k: v.detach() for k, v in mask.items()},
+    return dict(theta={k: v.detach() for k, v in theta.items()},
+                mask=None if mask is None else {k: v.detach() for k, v in mask.items()},
                 n_iters=it, history=history)
 
 # %% ../nbs/03_masks.ipynb #d9ad6f6b
@@ -135,14 +137,16 @@ def sinusoid_demo(seconds: float = 60,   # training budget of each algorithm, in
                   progress: bool = True, # show tqdm progress bars
                   inner_lr: float = 0.02, n_inner_steps: int = 5,  # shared inner loop (alpha, K)
                  ) -> dict:              # held-out query MSE before/after adaptation, mask sparsity, meta-updates
-    "Train MAML (second order) and sparse-MAML on sinusoids for ~`seconds` each; held-out MSE and the mask's update sparsity."
+    "Train MAML (second order) and sparse-MAML on sinusoids for ~`seconds` each; held-out MSE, mask update sparsity."
     held_out = sample_sinusoids(200, generator=torch.Generator().manual_seed(2**31 - 1))
     out = {}
     for algo in ('maml', 'sparse-maml'):
-        run = train_sinusoid(algo, n_iters=None, seconds=seconds, inner_lr=inner_lr, n_inner_steps=n_inner_steps, seed=seed, progress=progress)
+        run = train_sinusoid(algo, n_iters=None, seconds=seconds, inner_lr=inner_lr, n_inner_steps=n_inner_steps,
+                             seed=seed, progress=progress)
         name = algo.replace('-', '_')
-        out[f'{name}_before'], out[name] = (sinusoid_query_mse(run['theta'], run['mask'], held_out, inner_lr, k).mean().item()
-                                            for k in (0, n_inner_steps))
+        mses = (sinusoid_query_mse(run['theta'], run['mask'], held_out, inner_lr, k).mean().item()
+                for k in (0, n_inner_steps))
+        out[f'{name}_before'], out[name] = mses
         out[f'{name}_iters'] = run['n_iters']
         if run['mask'] is not None: out['sparsity'] = overall_sparsity(run['mask'])
     return out

@@ -22,7 +22,7 @@ from .train import build_learner, group_sparsity, load_checkpoint, load_data, lo
 
 # %% ../nbs/10_explore.ipynb #af224f37
 def train_snapshots(cfg: TrainConfig,        # the run's settings (see `config.make_config`)
-                    run_dir,                  # run directory: gets epoch001.pt, epoch002.pt, ... next to last.pt and best.pt
+                    run_dir,                  # run directory: gets epoch001.pt, epoch002.pt, ... with last.pt, best.pt
                     progress: bool = False,   # show tqdm progress bars
                     overwrite: bool = False,  # replace an existing run in `run_dir`
                    ) -> dict:                 # the test record of `train.train`
@@ -30,7 +30,8 @@ def train_snapshots(cfg: TrainConfig,        # the run's settings (see `config.m
     run_dir = Path(run_dir)
     for e in range(1, cfg.epochs + 1):
         stop = e if e < cfg.epochs else None     # the last call runs to the end: it also tests best.pt
-        rec = train(cfg if e == 1 else None, run_dir, resume=e > 1, progress=progress, overwrite=overwrite, stop_after_epochs=stop)
+        rec = train(cfg if e == 1 else None, run_dir, resume=e > 1, progress=progress, overwrite=overwrite,
+                    stop_after_epochs=stop)
         if e == 1:                               # a fresh run: drop the snapshots of a run it replaced
             for p in run_dir.glob('epoch[0-9][0-9][0-9].pt'): p.unlink()
         shutil.copyfile(run_dir / 'last.pt', run_dir / f'epoch{e:03d}.pt')
@@ -38,14 +39,14 @@ def train_snapshots(cfg: TrainConfig,        # the run's settings (see `config.m
 
 # %% ../nbs/10_explore.ipynb #04670a57
 def list_checkpoints(run_dir) -> list[str]:
-    "Checkpoint names of a run in training order: 'init' (the seed's initialisation), 'epochNNN' snapshots, 'best', 'last'."
+    "Checkpoint names of a run in training order: 'init' (the seed's initialisation), 'epochNNN', 'best', 'last'."
     run_dir = Path(run_dir)
     read_config(run_dir)                                     # RunError unless it is a run directory
     epochs = sorted(p.stem for p in run_dir.glob('epoch[0-9][0-9][0-9].pt'))
     return ['init'] + epochs + [n for n in ('best', 'last') if (run_dir / f'{n}.pt').exists()]
 
 def load_learner(run_dir, checkpoint: str = 'best') -> tuple:
-    "`(cfg, learner, epoch)` of a checkpoint named as in `list_checkpoints` ('init': the untrained learner, epoch 0), on the CPU."
+    "`(cfg, learner, epoch)` on the CPU, for a checkpoint named as in `list_checkpoints` ('init': untrained, epoch 0)."
     if checkpoint == 'init':
         cfg, _ = read_config(run_dir)
         return cfg, build_learner(cfg), 0
@@ -55,7 +56,8 @@ def load_learner(run_dir, checkpoint: str = 'best') -> tuple:
 # %% ../nbs/10_explore.ipynb #e67511aa
 def _check_mask(learner):
     "Raise a clear error for learners without a mask (MAML, FOMAML, ANIL, Meta-SGD)."
-    if not learner.sparsity(): raise ValueError(f'{learner.algo} has no mask: explore runs of sparse-maml or sparse-relu-maml')
+    if not learner.sparsity():
+        raise ValueError(f'{learner.algo} has no mask: explore runs of sparse-maml or sparse-relu-maml')
 
 def mask_summary(learner) -> dict[str, dict]:
     "Per parameter group (and 'overall'): update sparsity, entries kept plastic (m >= 0) and size."
@@ -63,13 +65,15 @@ def mask_summary(learner) -> dict[str, dict]:
     size = {}
     for k, v in learner.meta.items(): size[param_group(k)] = size.get(param_group(k), 0) + v.numel()
     size['overall'] = sum(size.values())
-    return {g: {'sparsity': s, 'plastic': round((1 - s) * size[g]), 'size': size[g]} for g, s in group_sparsity(learner).items()}
+    return {g: {'sparsity': s, 'plastic': round((1 - s) * size[g]), 'size': size[g]}
+            for g, s in group_sparsity(learner).items()}
 
 # %% ../nbs/10_explore.ipynb #c6801c6e
 def sparsity_history(run_dir) -> dict[str, list]:
     "Update sparsity per group at every validation of a run (from metrics.jsonl), with the initialisation as epoch 0."
     cfg, _ = read_config(run_dir)
-    recs = [(0, group_sparsity(build_learner(cfg)))] + [(r['epoch'], r['sparsity']) for r in read_metrics(run_dir) if r['split'] == 'val']
+    vals = [(r['epoch'], r['sparsity']) for r in read_metrics(run_dir) if r['split'] == 'val']
+    recs = [(0, group_sparsity(build_learner(cfg)))] + vals
     return {'epoch': [e for e, _ in recs], **{g: [s.get(g, float('nan')) for _, s in recs] for g in recs[0][1]}}
 
 # %% ../nbs/10_explore.ipynb #07e04d91
@@ -94,7 +98,8 @@ def plot_mask_sparsity(summary: dict[str, dict],  # from `mask_summary`
     "Bars: the fraction of each parameter group that the mask keeps frozen (update sparsity)."
     fig, ax = _axes(ax, (6.4, 2.6))
     groups = [g for g in summary if g != 'overall']
-    ax.bar(range(len(groups)), [summary[g]['sparsity'] for g in groups], color=[_KIND_COLOURS.get(_kind(g), 'grey') for g in groups])
+    colours = [_KIND_COLOURS.get(_kind(g), 'grey') for g in groups]
+    ax.bar(range(len(groups)), [summary[g]['sparsity'] for g in groups], color=colours)
     ax.axhline(summary['overall']['sparsity'], color='k', lw=1, ls='--', label='overall')
     ax.set_xticks(range(len(groups)), groups, rotation=70, fontsize=7)
     ax.set(ylim=(0, 1), ylabel='update sparsity', title=title)
@@ -104,12 +109,13 @@ def plot_mask_sparsity(summary: dict[str, dict],  # from `mask_summary`
 def plot_sparsity_history(history: dict[str, list],  # from `sparsity_history`
                           epoch: int | None = None,   # mark this epoch (the checkpoint shown)
                           ax=None,                    # draw into this Axes (None: a new figure)
-                          groups=('conv1', 'conv2', 'conv3', 'conv4', 'head', 'head bias', 'overall'),  # curves to draw
+                          groups=('conv1', 'conv2', 'conv3', 'conv4', 'head', 'head bias', 'overall'),  # curves drawn
                          ) -> Figure:                 # update sparsity against epoch, one line per group
     "Update sparsity of a few groups over training, read from the validation records of metrics.jsonl."
     fig, ax = _axes(ax, (4, 2.6))
     for g in groups:
-        if g in history: ax.plot(history['epoch'], history[g], marker='.', label=g, color='k' if g == 'overall' else None)
+        if g in history:
+            ax.plot(history['epoch'], history[g], marker='.', label=g, color='k' if g == 'overall' else None)
     if epoch is not None: ax.axvline(epoch, color='grey', lw=4, alpha=0.3)
     ax.set(xlabel='epoch', ylabel='update sparsity', ylim=(0, 1))
     ax.legend(fontsize=6, ncols=2)
@@ -148,7 +154,7 @@ def plot_checkpoint(run_dir,                      # a run directory
                     checkpoint: str = 'best',     # a name from `list_checkpoints`
                     history: dict | None = None,  # `sparsity_history(run_dir)`, if already read
                    ) -> Figure:                   # three panels: sparsity over training, per group, the conv1 mask
-    "What the mask widget shows for one checkpoint: sparsity over training (this checkpoint marked), per group, and the conv1 mask."
+    "The mask widget for a checkpoint: sparsity over training (checkpoint marked), per group, and the conv1 mask."
     cfg, learner, epoch = load_learner(run_dir, checkpoint)
     _check_mask(learner)
     fig = Figure(figsize=(11, 3), dpi=80, layout='constrained')
@@ -162,10 +168,10 @@ def plot_checkpoint(run_dir,                      # a run directory
 MODES = ('on', 'off', 'random')   # the widget's mask modes
 
 def mode_scale(learner,           # a mask learner
-               mode: str = 'on',  # 'on': its mask, 'off': none (M = Id), 'random': a random mask with its sparsity per tensor
+               mode: str = 'on',  # 'on': its mask, 'off': none (M = Id), 'random': random, same sparsity per tensor
                seed: int = 0,     # seed of the random mask
               ) -> dict | None:   # the diagonal of M per adapted key (None: M = Id)
-    "The preconditioner of the inner loop under `mode`: the learned mask, none, or a random binary mask of equal sparsity per tensor."
+    "Inner-loop preconditioner for `mode`: the learned mask, none, or a random binary mask, same sparsity per tensor."
     if mode not in MODES: raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == 'off': return None
     if mode == 'random':
@@ -181,7 +187,7 @@ def adaptation_curve(learner,                        # a (trained) mask learner
                      task: int = 0,                  # which task of `episode`
                      seed: int = 0,                  # seed of the random mask
                     ) -> dict[str, list[float]]:     # per step k = 0..K: step, support_loss, query_loss, query_acc
-    "Adapt to one task step by step with the mask on, off or random: the losses and the query accuracy after every step."
+    "Adapt to one task step by step with the mask on, off or random: the losses and query accuracy after every step."
     scale = mode_scale(learner, mode, seed)
     _, hist = learner.adapt(episode, task, n_steps, inner_lr, 'none' if scale is None else scale)
     return {'step': list(range(len(hist['query_acc']))), **hist}
@@ -189,9 +195,9 @@ def adaptation_curve(learner,                        # a (trained) mask learner
 # %% ../nbs/10_explore.ipynb #6f530a87
 def episodes_of(run_dir,                       # a run directory
                 split: str = 'test',           # 'test' or 'val'
-                n_episodes: int | None = None, # default: the config's n_test_episodes / n_val_episodes (then the run's own episodes)
+                n_episodes: int | None = None, # None: cfg.n_test_episodes / n_val_episodes, the run's own episodes
                ):                              # `data.FixedEpisodes` with one task per item
-    "The run's fixed evaluation episodes of `split`, one task per item (seeded by `data.EVAL_SEED`, like `train.eval_episodes`)."
+    "The run's fixed evaluation episodes of `split`, one task per item (`data.EVAL_SEED`, as in `train.eval_episodes`)."
     cfg, _ = read_config(run_dir)
     ds = load_data(cfg, (split,))[split]
     n = n_episodes or (cfg.n_val_episodes if split == 'val' else cfg.n_test_episodes)
@@ -202,7 +208,7 @@ _MODE_COLOURS = {'on': 'tab:orange', 'off': 'tab:blue', 'random': 'tab:grey'}
 
 def plot_adaptation(curves: dict[str, dict],  # mode -> `adaptation_curve(...)`
                     title: str = '',          # figure title
-                   ) -> Figure:               # losses (left, log scale) and query accuracy (right) against the inner step
+                   ) -> Figure:               # losses (left, log scale) and query accuracy (right) against inner step
     "Support loss (dashed), query loss and query accuracy per inner step, one colour per mode."
     fig = Figure(figsize=(8, 2.8), dpi=80, layout='constrained')
     a, b = fig.subplots(1, 2)
@@ -218,11 +224,11 @@ def plot_adaptation(curves: dict[str, dict],  # mode -> `adaptation_curve(...)`
 
 # %% ../nbs/10_explore.ipynb #39a592ac
 def plot_plastic_filters(learner,                   # a mask learner
-                         key: str = 'conv1.weight', # a conv weight [h, c, kh, kw]; channel 0 of each filter is drawn
+                         key: str = 'conv1.weight', # a conv weight [h, c, kh, kw]; each filter's channel 0 is drawn
                          n_filters: int = 16,       # filters to draw (the first ones)
                          ncols: int = 8,            # filters per row
                         ) -> Figure:                # each filter's weights in grey, frozen ones hatched
-    "The filters of theta as images with the weights the mask freezes (m < 0) hatched: what the inner loop may change, where."
+    "Filters of theta as images, weights the mask freezes (m < 0) hatched: what the inner loop may change, and where."
     _check_mask(learner)
     w, m = learner.theta[key].detach()[:, 0].cpu(), learner.meta[key].detach()[:, 0].cpu()   # [h, kh, kw]
     n = min(n_filters, len(w)); ncols = min(ncols, n); rows = math.ceil(n / ncols)
@@ -234,7 +240,8 @@ def plot_plastic_filters(learner,                   # a mask learner
         if i >= n: continue
         ax.imshow(w[i].numpy(), cmap='gray', vmin=-lim, vmax=lim)
         for r, c in zip(*np.nonzero((m[i] < 0).numpy())):
-            ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor=(1, 0.25, 0.1, 0.9), hatch='////', lw=0))
+            ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor=(1, 0.25, 0.1, 0.9),
+                                   hatch='////', lw=0))
         ax.set_title(f'filter {i}', fontsize=7)
     fig.suptitle(f'{key} of theta, frozen weights hatched ({learner.sparsity()[key]:.0%} of the layer)', fontsize=9)
     return fig
@@ -244,12 +251,12 @@ def _png(fig: Figure) -> bytes:
     "The figure as PNG bytes."
     buf = io.BytesIO(); fig.savefig(buf, format='png'); return buf.getvalue()
 
-def explore(run_dir,                        # a run directory of a mask learner (from `train.train` or `train_snapshots`)
+def explore(run_dir,                        # run directory of a mask learner (from `train.train` or `train_snapshots`)
             split: str = 'test',            # episodes to adapt to: 'test' or 'val'
             n_episodes: int = 50,           # how many of the run's fixed episodes the episode slider offers
             checkpoint: str | None = None,  # initially selected checkpoint (None: 'best')
-           ):                               # ipywidgets.VBox: title, checkpoint picker, tabs (mask, adaptation, plastic filters)
-    "Widgets over a run: mask sparsity and the conv1 mask per checkpoint; adaptation with the mask on/off/random; plastic filters."
+           ):                               # a VBox: title, checkpoint picker, tabs (mask, adaptation, plastic filters)
+    "Widgets over a run: mask sparsity, conv1 mask per checkpoint; adaptation with mask on/off/random; plastic filters."
     import ipywidgets as W
     from IPython.display import Image, display
     run_dir = Path(run_dir)
@@ -261,7 +268,8 @@ def explore(run_dir,                        # a run directory of a mask learner 
     _check_mask(learner('init'))
     show = lambda fig: display(Image(_png(fig)))
     lr0, k0 = cfg.test_inner_lr or cfg.inner_lr, cfg.test_inner_steps or cfg.n_inner_steps
-    ckpt = W.Dropdown(options=names, value=checkpoint or ('best' if 'best' in names else names[-1]), description='checkpoint')
+    initial = checkpoint or ('best' if 'best' in names else names[-1])
+    ckpt = W.Dropdown(options=names, value=initial, description='checkpoint')
     episode = W.IntSlider(0, 0, min(n_episodes, len(eps)) - 1, description=f'{split} episode')
     mode = W.ToggleButtons(options=('all',) + MODES, value='all', description='mask')
     inner_lr = W.FloatLogSlider(lr0, base=10, min=-2, max=0.5, step=0.05, description='inner lr')
@@ -269,14 +277,19 @@ def explore(run_dir,                        # a run directory of a mask learner 
     n_filters = W.IntSlider(min(16, cfg.hidden), 1, cfg.hidden, description='filters')
     def mask_panel(checkpoint): show(plot_checkpoint(run_dir, checkpoint, history))
     def adapt_panel(checkpoint, episode, mode, inner_lr, n_steps):
-        curves = {m: adaptation_curve(learner(checkpoint), eps[episode], m, inner_lr, n_steps) for m in (MODES if mode == 'all' else [mode])}
-        show(plot_adaptation(curves, f'{checkpoint}: {split} episode {episode} ({cfg.n_way}-way {cfg.k_shot}-shot), inner lr {inner_lr:.3g}'))
+        modes = MODES if mode == 'all' else [mode]
+        curves = {m: adaptation_curve(learner(checkpoint), eps[episode], m, inner_lr, n_steps) for m in modes}
+        heading = (f'{checkpoint}: {split} episode {episode} ({cfg.n_way}-way {cfg.k_shot}-shot), '
+                   f'inner lr {inner_lr:.3g}')
+        show(plot_adaptation(curves, heading))
     def filters_panel(checkpoint, n_filters): show(plot_plastic_filters(learner(checkpoint), n_filters=n_filters))
     tabs = W.Tab(children=[
         W.VBox([W.interactive_output(mask_panel, {'checkpoint': ckpt})]),
         W.VBox([W.HBox([episode, mode]), W.HBox([inner_lr, n_steps]),
-                W.interactive_output(adapt_panel, dict(checkpoint=ckpt, episode=episode, mode=mode, inner_lr=inner_lr, n_steps=n_steps))]),
+                W.interactive_output(adapt_panel, dict(checkpoint=ckpt, episode=episode, mode=mode,
+                                                       inner_lr=inner_lr, n_steps=n_steps))]),
         W.VBox([n_filters, W.interactive_output(filters_panel, dict(checkpoint=ckpt, n_filters=n_filters))])])
     tabs.titles = ('mask', 'adaptation', 'plastic filters')
-    title = W.HTML(f'<b>{run_dir.name}</b>: {cfg.algo}, {cfg.dataset} {cfg.n_way}-way {cfg.k_shot}-shot, {cfg.hidden} filters')
+    title = W.HTML(f'<b>{run_dir.name}</b>: {cfg.algo}, {cfg.dataset} {cfg.n_way}-way {cfg.k_shot}-shot, '
+                   f'{cfg.hidden} filters')
     return W.VBox([title, ckpt, tabs])

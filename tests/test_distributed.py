@@ -89,8 +89,9 @@ def test_torchrun():
 def _train(launcher, run_dir, data_dir, *extra):
     "`sparse-maml train` on the tiny synthetic cache of test_train_cli, single-threaded: (returncode, stdout, stderr)."
     from test_train_cli import tiny
-    r = subprocess.run([*launcher, '-m', 'sparse_maml.cli', 'train', '--run-dir', str(run_dir), *tiny(data_dir, 2, 'meta_batch=4', *extra)],
-                       capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=600)
+    cmd = [*launcher, '-m', 'sparse_maml.cli', 'train', '--run-dir', str(run_dir),
+           *tiny(data_dir, 2, 'meta_batch=4', *extra)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=600)
     return r.returncode, r.stdout, r.stderr
 
 
@@ -98,7 +99,7 @@ TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--np
 
 
 def test_torchrun_train(tmp_path):
-    "`torchrun --nproc_per_node=2 -m sparse_maml.cli train` follows the single-process run; only rank 0 writes and reports."
+    "`torchrun --nproc_per_node=2 ... train` follows the single-process run; only rank 0 writes and reports."
     from test_train_cli import tiny_cache
     from sparse_maml.train import load_checkpoint, read_metrics
     data_dir = tiny_cache(tmp_path / 'data').parent
@@ -109,7 +110,8 @@ def test_torchrun_train(tmp_path):
     assert out2.count('test accuracy') == 1                                  # one report, from rank 0
     assert sorted(p.name for p in (tmp_path / 'two').iterdir()) == sorted(p.name for p in (tmp_path / 'one').iterdir())
     m1, m2 = read_metrics(tmp_path / 'one'), read_metrics(tmp_path / 'two')
-    assert [(r['split'], r['step']) for r in m2] == [(r['split'], r['step']) for r in m1]   # one line per validation and test
+    # one line per validation and test
+    assert [(r['split'], r['step']) for r in m2] == [(r['split'], r['step']) for r in m1]
     for a, b in zip(m1, m2):
         for k in ('train_loss', 'val_loss', 'test_loss'):
             if k in a: assert b[k] == pytest.approx(a[k], rel=1e-4), k

@@ -43,7 +43,8 @@ def test_index_links_to_notebooks_that_exist():
 def test_readme_markdown():
     "Code, text outputs and markdown outputs become markdown; images and hidden inputs do not."
     nb = {'cells': [
-        {'cell_type': 'markdown', 'metadata': {}, 'source': 'See [ch 1](01_maml.ipynb) and [web](https://x.org/a.ipynb).'},
+        {'cell_type': 'markdown', 'metadata': {},
+         'source': 'See [ch 1](01_maml.ipynb) and [web](https://x.org/a.ipynb).'},
         {'cell_type': 'code', 'metadata': {}, 'source': '1+1', 'outputs': [
             {'output_type': 'execute_result', 'data': {'text/plain': '2'}, 'metadata': {}}]},
         {'cell_type': 'code', 'metadata': {'tags': ['remove-input']}, 'source': 'plot()', 'outputs': [
@@ -64,7 +65,8 @@ def test_split_directives():
 
 def test_adapt_show_doc_and_directives():
     md_out = {'output_type': 'execute_result', 'metadata': {},
-              'data': {'text/markdown': ['---\n', '\n', '### f\n', '\n', '```python\n', '\n', 'def f(x)\n', '\n', '```\n', '\n', '*Doc $x$.*'],
+              'data': {'text/markdown': ['---\n', '\n', '### f\n', '\n', '```python\n', '\n', 'def f(x)\n', '\n',
+                                         '```\n', '\n', '*Doc $x$.*'],
                        'text/plain': 'def f(x)'}}
     cells = bd.adapt_cell(_code('#| echo: false\n#| output: asis\nshow_doc(f)', [md_out]))
     assert cells == [{'cell_type': 'markdown', 'metadata': {},
@@ -83,10 +85,12 @@ def test_adapt_show_doc_and_directives():
 
 def test_adapt_front_matter_links_and_ids():
     nb = {'metadata': {'widgets': {}}, 'cells': [
-        {'cell_type': 'raw', 'metadata': {}, 'source': '---\ndescription: One line\noutput-file: maml.html\ntitle: MAML\n\n---\n\n'},
-        {'cell_type': 'markdown', 'metadata': {}, 'source': 'Uses [`sgd_step`](https://h.io/sparse-maml/maml.html#sgd_step), '
-                                                          '[`Learner.evaluate`](https://h.io/sparse-maml/learners.html#learner.evaluate) '
-                                                          'and [`gone`](https://h.io/sparse-maml/gone.html#gone).'}]}
+        {'cell_type': 'raw', 'metadata': {},
+         'source': '---\ndescription: One line\noutput-file: maml.html\ntitle: MAML\n\n---\n\n'},
+        {'cell_type': 'markdown', 'metadata': {},
+         'source': 'Uses [`sgd_step`](https://h.io/sparse-maml/maml.html#sgd_step), '
+                   '[`Learner.evaluate`](https://h.io/sparse-maml/learners.html#learner.evaluate) '
+                   'and [`gone`](https://h.io/sparse-maml/gone.html#gone).'}]}
     pages = {'maml.html': '01_maml.ipynb', 'learners.html': '06_learners.ipynb'}
     out = bd.adapt_notebook(nb, '01_maml', 'https://h.io/sparse-maml', pages)
     code = '<code class="docutils literal notranslate"><span class="pre">{}</span></code>'
@@ -176,8 +180,8 @@ def test_chapter_renders_in_browser(site, tmp_path):
     assert '<mjx-container' in body, f'{nb.name}: MathJax did not typeset the equations'
     assert '<mjx-merror' not in body, f'{nb.name}: MathJax reported a TeX error'
     text = re.sub(r'<(script|style|pre)\b.*?</\1>', '', body, flags=re.S)  # raw TeX may only stay in code
-    assert '$$' not in text and '\\[' not in re.sub(r'<mjx-assistive-mml.*?</mjx-assistive-mml>', '', text, flags=re.S), \
-        f'{nb.name}: raw TeX left in the page'
+    without_mml = re.sub(r'<mjx-assistive-mml.*?</mjx-assistive-mml>', '', text, flags=re.S)
+    assert '$$' not in text and '\\[' not in without_mml, f'{nb.name}: raw TeX left in the page'
     imgs = re.findall(r'<img\b[^>]*\bsrc="([^"]+)"', body)
     pngs = [s for s in imgs if s.startswith('data:image/png') or s.split('?')[0].endswith('.png')]
     assert pngs, f'{nb.name}: no plot image in the page'

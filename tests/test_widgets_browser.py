@@ -21,8 +21,9 @@ def _find_chromium():
     return None
 
 CHROMIUM = _find_chromium()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason='chromium is not installed (Debian: apt-get install -y chromium); '
-                                                         'the headless-browser check of chapter 10 in JupyterLab is skipped')
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason='chromium is not installed (Debian: apt-get install -y chromium); '
+                             'the headless-browser check of chapter 10 in JupyterLab is skipped')
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -32,7 +33,8 @@ def _wait_for(url: str, proc, timeout: float = 90) -> None:
     "Poll `url` until it answers 200; fail with the server's log if it dies or never answers."
     t0 = time.time()
     while time.time() - t0 < timeout:
-        if proc.poll() is not None: pytest.fail(f'jupyter lab exited with {proc.returncode}:\n{proc.stdout.read()[-3000:]}')
+        if proc.poll() is not None:
+            pytest.fail(f'jupyter lab exited with {proc.returncode}:\n{proc.stdout.read()[-3000:]}')
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200: return
@@ -48,7 +50,8 @@ def lab(tmp_path_factory):
            'OMP_NUM_THREADS': '1'}
     cmd = [sys.executable, '-m', 'jupyterlab', '--no-browser', '--allow-root', f'--port={port}', '--ip=127.0.0.1',
            '--ServerApp.port_retries=0', "--ServerApp.token=", "--ServerApp.password=", f'--ServerApp.root_dir={REPO}',
-           f'--LabApp.workspaces_dir={tmp/"workspaces"}', f'--FileCheckpoints.checkpoint_dir={tmp/"checkpoints"}', '--LabApp.news_url=', '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate']
+           f'--LabApp.workspaces_dir={tmp/"workspaces"}', f'--FileCheckpoints.checkpoint_dir={tmp/"checkpoints"}',
+           '--LabApp.news_url=', '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate']
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f'http://127.0.0.1:{port}'
@@ -60,9 +63,10 @@ def lab(tmp_path_factory):
         except subprocess.TimeoutExpired: proc.kill(); proc.wait()
 
 def _chromium_dom(url: str, profile: Path, budget_ms: int = 20000) -> str:
-    flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-             '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', f'--user-data-dir={profile}',
-             f'--virtual-time-budget={budget_ms}', '--window-size=1280,4000']
+    flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+             '--disable-background-networking', '--disable-component-update', '--disable-sync',
+             '--disable-dev-shm-usage', f'--user-data-dir={profile}', f'--virtual-time-budget={budget_ms}',
+             '--window-size=1280,4000']
     r = subprocess.run([CHROMIUM, *flags, '--dump-dom', url], capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout
@@ -82,12 +86,14 @@ def test_explore_renders_in_jupyterlab(lab, tmp_path):
     title, subtitle, sections = _notebook_text()
     dom = _chromium_dom(f'{lab}/lab/tree/nbs/10_explore.ipynb', tmp_path/'profile')
     body = re.sub(r'<(script|style)\b.*?</\1>', '', dom, flags=re.S)
-    assert re.search(r'class="[^"]*\bjp-Notebook\b', body), f'JupyterLab did not open a notebook panel (DOM starts: {dom[:500]!r})'
+    assert re.search(r'class="[^"]*\bjp-Notebook\b', body), \
+        f'JupyterLab did not open a notebook panel (DOM starts: {dom[:500]!r})'
     dialogs = re.findall(r'class="[^"]*\bjp-Dialog\b[^"]*"', body)
     assert not dialogs and 'File Load Error' not in body, f'JupyterLab showed a dialog opening the notebook: {dialogs}'
     text = re.sub(r'<[^>]+>', ' ', body)
     text = re.sub(r'\s+', ' ', text.replace('&gt;', '>').replace('&amp;', '&'))
-    h1 = [re.sub(r'<[^>]+>', '', h).strip().rstrip('¶').strip() for h in re.findall(r'<h1\b[^>]*>(.*?)</h1>', body, flags=re.S)]
+    h1_html = re.findall(r'<h1\b[^>]*>(.*?)</h1>', body, flags=re.S)
+    h1 = [re.sub(r'<[^>]+>', '', h).strip().rstrip('¶').strip() for h in h1_html]
     assert title in h1, f'title {title!r} is not rendered as a heading (h1: {h1})'
     assert subtitle[:60] in text, 'the subtitle is not rendered'
     missing = [s for s in sections if s not in text]
