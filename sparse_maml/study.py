@@ -303,7 +303,7 @@ def _scan(quantity, field, values, **kw): return tuple(_q(f'{field}={v}', quanti
 def _versus(quantity, field, values, **kw):
     return tuple(_q(f'{a} {field}={v}', quantity, algo=a, **{field: v}, **kw) for v in values for a in PAIR)
 
-# %% ../nbs/08_study.ipynb #9a3ecbb4
+# %% ../nbs/08_study.ipynb #b37efd0e
 CONVS, BN_GAINS = ('conv1', 'conv2', 'conv3', 'conv4'), ('bn1 gain', 'bn2 gain', 'bn3 gain', 'bn4 gain')
 _T = {a: dict(algo=a, **s) for a, s in TABLE_SETTINGS.items()}
 CLAIMS = (
@@ -317,7 +317,7 @@ CLAIMS = (
     *(c for k in (1, 5) for c in (
         Claim(f'Fig. 2 ({k}-shot)', 'more inner steps, higher sparsity',
               _scan('overall', 'n_inner_steps', STEPS, k_shot=k), 'rises'),
-        Claim(f'Fig. 2 ({k}-shot)', 'sparse-MAML above MAML at every step count',
+        Claim(f'Fig. 2 ({k}-shot)', 'sparse-MAML above (first-order) MAML at every step count',
               _versus('acc', 'n_inner_steps', STEPS, k_shot=k), 'pairs above'),
         Claim(f'Fig. 2 ({k}-shot)', "sparse-MAML's lead grows with the steps",
               _versus('acc', 'n_inner_steps', STEPS, k_shot=k), 'gap rises'))),
@@ -325,7 +325,7 @@ CLAIMS = (
         _q(f'{k}-shot K={K}', 'overall', k_shot=k, n_inner_steps=K) for K in STEPS for k in (1, 5)), 'pairs above'),
     Claim('Fig. 3 left', 'higher inner lr, higher sparsity', _scan('overall', 'inner_lr', LRS), 'rises'),
     Claim('Fig. 3 left', 'higher inner lr, higher accuracy', _scan('acc', 'inner_lr', LRS), 'rises'),
-    Claim('Fig. 3 left', 'MAML fails at high inner lr, sparse-MAML does not', (
+    Claim('Fig. 3 left', '(first-order) MAML fails at high inner lr, sparse-MAML does not', (
         _q(f'sparse-maml lr={LRS[-1]}', 'acc', inner_lr=LRS[-1]),
         *_scan('acc', 'inner_lr', LRS, algo='fomaml')), 'fails', 0.05),
     Claim('Fig. 3 right', 'wider networks, lower sparsity', _scan('overall', 'hidden', WIDTHS), 'falls'),
@@ -381,7 +381,7 @@ def _holds(claim: Claim, ms: list[float], points: list[dict]) -> bool:
         return max(ms) - min(ms) < (max(start) - min(start)) / 2
     raise ValueError(f"unknown rule {r!r}")
 
-# %% ../nbs/08_study.ipynb #ed7dcd88
+# %% ../nbs/08_study.ipynb #c0b1acff
 def verdict(claim: Claim, records: list[dict], budget: str = STUDY_BUDGET) -> dict:
     "'agrees', 'disagrees' or 'not shown' for `claim` from the records at `budget`, with the numbers behind it."
     out = dict(figure=claim.figure, claim=claim.text, budget=budget, iterations=iterations(budget))
@@ -390,7 +390,7 @@ def verdict(claim: Claim, records: list[dict], budget: str = STUDY_BUDGET) -> di
     stats = [mean_std(_value(r, q) for r in select(records, budget, **c)) for _, q, c in claim.points]
     missing = [lab for (lab, _, _), (_, _, n) in zip(claim.points, stats) if n == 0]
     if missing: return dict(out, verdict='not shown',
-                            numbers=f"not run: {len(missing)} of {len(stats)} points (e.g. {missing[0]})")
+                            numbers=f"{len(missing)} of {len(stats)} points not run (e.g. {missing[0]})")
     nums = '; '.join(f'{lab} {100 * m:.1f} +- {100 * s:.1f} ({n})'
                      for (lab, _, _), (m, s, n) in zip(claim.points, stats))
     ok = _holds(claim, [m for m, _, _ in stats], [{**centre(budget), **c} for _, _, c in claim.points])
@@ -407,7 +407,7 @@ def verdict_list(records: list[dict], budgets=(STUDY_BUDGET, 'long'), claims=CLA
         vs = [verdict(c, records, b) for b in budgets]
         shown = [v for v in vs if v['verdict'] != 'not shown']
         out.append(shown[0] if shown else dict(vs[0], budget=', '.join(budgets), iterations=None,
-                                               numbers='not run at a learning budget yet: ' + vs[0]['numbers']))
+                                               numbers='not run at a learning budget yet; ' + vs[0]['numbers']))
     return out
 
 def verdict_table(rows: list[dict]) -> str:
