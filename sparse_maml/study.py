@@ -4,16 +4,14 @@
 
 # %% auto #0
 __all__ = ['STUDY_SEEDS', 'BASE', 'FIELDS', 'MIN_LEARN_ITERS', 'STUDY_BUDGET', 'BUDGETS', 'CENTRES', 'INITS', 'LRS', 'WIDTHS',
-           'STEPS', 'PAIR', 'TABLE_SETTINGS', 'CONTROLS', 'ITEMS', 'CONVS', 'BN_GAINS', 'CLAIMS', 'RESULTS', 'centre',
-           'iterations', 'initial_sparsity', 'item_points', 'study_grid', 'source_of', 'run_config', 'run_name',
-           'train_record', 'run_one', 'read_results', 'find', 'pending', 'run_study', 'cost_shape', 'measure_shape',
-           'measure_costs', 'measure_study_costs', 'run_cost', 'grid_cost', 'cost_table', 'Claim', 'select', 'mean_std',
-           'kendall_tau', 'verdict', 'verdicts', 'verdict_list', 'verdict_table', 'study_cmd', 'main']
+           'STEPS', 'PAIR', 'TABLE_SETTINGS', 'CONTROLS', 'ITEMS', 'RESULTS', 'centre', 'iterations',
+           'initial_sparsity', 'item_points', 'study_grid', 'source_of', 'run_config', 'run_name', 'train_record',
+           'run_one', 'read_results', 'find', 'pending', 'run_study', 'cost_shape', 'measure_shape', 'measure_costs',
+           'measure_study_costs', 'run_cost', 'grid_cost', 'cost_table', 'study_cmd', 'main']
 
-# %% ../nbs/08_study.ipynb #791ced36
-import builtins, json, math, multiprocessing, os, time
+# %% ../nbs/08_study.ipynb #080daacd
+import builtins, json, multiprocessing, os, time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 import torch
 from fastcore.script import Param, anno_parser, store_true
@@ -287,135 +285,6 @@ def cost_table(rows: list[dict], processes: int = 2) -> str:
                    f"| {total / 3600 / processes:.2f} |")
     return '\n'.join(out + [f"| **all** | {sum(r['points'] for r in rows)} | {sum(r['runs'] for r in rows)} | "
                             f"**{total / 3600:.1f}** | **{total / 3600 / processes:.1f}** |"])
-
-# %% ../nbs/08_study.ipynb #7cb60259
-@dataclass(frozen=True)
-class Claim:
-    "One claim of the paper, as points of the study, the quantity read at each, and the rule that must hold."
-    figure: str           # where the paper shows it, e.g. 'Fig. 1 centre'
-    text: str             # the claim, in a few words
-    points: tuple         # ((label, quantity, changes to the centre), ...): quantity 'acc' or a sparsity group
-    rule: str             # 'falls' | 'rises' | 'above' | 'least' | 'pairs above' | 'gap rises' | 'converge' | ...
-    margin: float = 0.0   # for 'above', 'at least' and 'fails'
-
-def _q(label, quantity, **changes): return (label, quantity, changes)
-def _scan(quantity, field, values, **kw): return tuple(_q(f'{field}={v}', quantity, **{field: v}, **kw) for v in values)
-def _versus(quantity, field, values, **kw):
-    return tuple(_q(f'{a} {field}={v}', quantity, algo=a, **{field: v}, **kw) for v in values for a in PAIR)
-
-# %% ../nbs/08_study.ipynb #b37efd0e
-CONVS, BN_GAINS = ('conv1', 'conv2', 'conv3', 'conv4'), ('bn1 gain', 'bn2 gain', 'bn3 gain', 'bn4 gain')
-_T = {a: dict(algo=a, **s) for a, s in TABLE_SETTINGS.items()}
-CLAIMS = (
-    Claim('Fig. 1 left', 'runs from different initial sparsities converge', _scan('overall', 'init_sparsity', INITS),
-          'converge'),
-    Claim('Fig. 1 right', 'higher initial sparsity, higher accuracy', _scan('acc', 'init_sparsity', INITS), 'rises'),
-    Claim('Fig. 1 centre', 'conv sparsity falls with depth', tuple(_q(g, g) for g in CONVS), 'falls'),
-    Claim('Fig. 1 centre', 'the output layer is the most plastic', tuple(_q(g, g) for g in ('head', *CONVS)), 'least'),
-    Claim('Fig. 4 left', 'BatchNorm-gain sparsity falls with depth', tuple(_q(g, g) for g in BN_GAINS), 'falls'),
-    Claim('Fig. 4 right', 'the output bias tends to 100% sparsity', (_q('head bias', 'head bias'),), 'at least', 0.8),
-    *(c for k in (1, 5) for c in (
-        Claim(f'Fig. 2 ({k}-shot)', 'more inner steps, higher sparsity',
-              _scan('overall', 'n_inner_steps', STEPS, k_shot=k), 'rises'),
-        Claim(f'Fig. 2 ({k}-shot)', 'sparse-MAML above (first-order) MAML at every step count',
-              _versus('acc', 'n_inner_steps', STEPS, k_shot=k), 'pairs above'),
-        Claim(f'Fig. 2 ({k}-shot)', "sparse-MAML's lead grows with the steps",
-              _versus('acc', 'n_inner_steps', STEPS, k_shot=k), 'gap rises'))),
-    Claim('Fig. 2', 'much higher sparsity in 1-shot than in 5-shot', tuple(
-        _q(f'{k}-shot K={K}', 'overall', k_shot=k, n_inner_steps=K) for K in STEPS for k in (1, 5)), 'pairs above'),
-    Claim('Fig. 3 left', 'higher inner lr, higher sparsity', _scan('overall', 'inner_lr', LRS), 'rises'),
-    Claim('Fig. 3 left', 'higher inner lr, higher accuracy', _scan('acc', 'inner_lr', LRS), 'rises'),
-    Claim('Fig. 3 left', '(first-order) MAML fails at high inner lr, sparse-MAML does not', (
-        _q(f'sparse-maml lr={LRS[-1]}', 'acc', inner_lr=LRS[-1]),
-        *_scan('acc', 'inner_lr', LRS, algo='fomaml')), 'fails', 0.05),
-    Claim('Fig. 3 right', 'wider networks, lower sparsity', _scan('overall', 'hidden', WIDTHS), 'falls'),
-    *(c for k in (1, 5) for c in (
-        Claim(f'Table 1 ({k}-shot)', 'sparse-MAML above MAML, FOMAML and ANIL', tuple(
-            _q(a, 'acc', k_shot=k, **_T[a]) for a in ('sparse-maml', 'maml', 'fomaml', 'anil')), 'above'),
-        Claim(f'Table 1 ({k}-shot)', 'sparse-MAML on par with Meta-SGD (at most 1 point below)', (
-            _q('sparse-maml', 'acc', k_shot=k, **_T['sparse-maml']), _q('metasgd', 'acc', k_shot=k, **_T['metasgd'])),
-            'above', -0.01))),
-    *(Claim(f'control ({k}-shot)', 'the learned mask above a random mask of the same per-group sparsity', (
-        _q('learned', 'acc', k_shot=k), _q('random mask', 'acc', k_shot=k, control='random-mask')), 'above')
-      for k in (1, 5)),
-    *(Claim(f'control ({k}-shot)', 'sparse-MAML above FOMAML at the same mean inner step', (
-        _q('sparse-maml', 'acc', k_shot=k),
-        _q('fomaml scaled lr', 'acc', k_shot=k, algo='fomaml', control='scaled-lr')),
-        'above') for k in (1, 5)),
-)
-
-# %% ../nbs/08_study.ipynb #68ce5dc4
-def select(records: list[dict], budget: str | None = None, **changes) -> list[dict]:
-    "The records at the centre of `budget` with `changes` (and of `budget`, when given; else `BASE`'s centre)."
-    want = {**(centre(budget) if budget else BASE), **changes}
-    return [r for r in records
-            if all(r.get(k) == v for k, v in want.items()) and (budget is None or r['budget'] == budget)]
-
-def mean_std(xs) -> tuple[float, float, int]:
-    "Mean, standard deviation over seeds (n-1; 0 for one value) and count."
-    xs = [float(x) for x in xs]
-    if not xs: return float('nan'), float('nan'), 0
-    m = sum(xs) / len(xs)
-    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0, len(xs)
-
-def _value(r: dict, quantity: str) -> float: return r['test_acc'] if quantity == 'acc' else r['sparsity'][quantity]
-
-def kendall_tau(ys) -> float:
-    "Kendall's tau between position and value: +1 when `ys` rise throughout, -1 when they fall throughout."
-    pairs = [(i, j) for i in range(len(ys)) for j in range(i + 1, len(ys))]
-    return sum((ys[j] > ys[i]) - (ys[j] < ys[i]) for i, j in pairs) / len(pairs)
-
-# %% ../nbs/08_study.ipynb #b9b1dc23
-def _holds(claim: Claim, ms: list[float], points: list[dict]) -> bool:
-    "Whether the rule of `claim` holds for the means `ms` of its `points` (their full fields)."
-    r, d = claim.rule, claim.margin
-    if r in ('falls', 'rises'): return kendall_tau(ms) * (1 if r == 'rises' else -1) >= 0.6
-    if r == 'above': return all(ms[0] - m > d for m in ms[1:])
-    if r == 'least': return all(ms[0] < m for m in ms[1:])
-    if r == 'at least': return ms[0] >= d
-    if r == 'pairs above': return all(a > b for a, b in zip(ms[::2], ms[1::2]))
-    if r == 'gap rises': return kendall_tau([a - b for a, b in zip(ms[::2], ms[1::2])]) >= 0.6
-    if r == 'fails': return ms[-1] <= min(max(ms[1:-1]), ms[0]) - d
-    if r == 'converge':
-        start = [initial_sparsity(p['init_sparsity'], p['hidden'])['overall'] for p in points]
-        return max(ms) - min(ms) < (max(start) - min(start)) / 2
-    raise ValueError(f"unknown rule {r!r}")
-
-# %% ../nbs/08_study.ipynb #c0b1acff
-def verdict(claim: Claim, records: list[dict], budget: str = STUDY_BUDGET) -> dict:
-    "'agrees', 'disagrees' or 'not shown' for `claim` from the records at `budget`, with the numbers behind it."
-    out = dict(figure=claim.figure, claim=claim.text, budget=budget, iterations=iterations(budget))
-    if iterations(budget) < MIN_LEARN_ITERS:
-        return dict(out, verdict='not shown', numbers=f'budget below {MIN_LEARN_ITERS} meta-iterations')
-    stats = [mean_std(_value(r, q) for r in select(records, budget, **c)) for _, q, c in claim.points]
-    missing = [lab for (lab, _, _), (_, _, n) in zip(claim.points, stats) if n == 0]
-    if missing: return dict(out, verdict='not shown',
-                            numbers=f"{len(missing)} of {len(stats)} points not run (e.g. {missing[0]})")
-    nums = '; '.join(f'{lab} {100 * m:.1f} +- {100 * s:.1f} ({n})'
-                     for (lab, _, _), (m, s, n) in zip(claim.points, stats))
-    ok = _holds(claim, [m for m, _, _ in stats], [{**centre(budget), **c} for _, _, c in claim.points])
-    return dict(out, verdict='agrees' if ok else 'disagrees', numbers=nums)
-
-def verdicts(records: list[dict], budget: str = STUDY_BUDGET, claims=CLAIMS) -> list[dict]:
-    "`verdict` of every claim."
-    return [verdict(c, records, budget) for c in claims]
-
-def verdict_list(records: list[dict], budgets=(STUDY_BUDGET, 'long'), claims=CLAIMS) -> list[dict]:
-    "Per claim, its verdict at the first of `budgets` that shows it (else the first budget's 'not shown')."
-    out = []
-    for c in claims:
-        vs = [verdict(c, records, b) for b in budgets]
-        shown = [v for v in vs if v['verdict'] != 'not shown']
-        out.append(shown[0] if shown else dict(vs[0], budget=', '.join(budgets), iterations=None,
-                                               numbers='not run at a learning budget yet; ' + vs[0]['numbers']))
-    return out
-
-def verdict_table(rows: list[dict]) -> str:
-    "The verdicts as a markdown table: figure, claim, verdict, numbers (% , mean +- std (seeds)), budget."
-    out = ['| figure | claim | verdict | numbers: mean +- std (seeds), % | budget |', '|---|---|---|---|---|']
-    it = lambda r: f" ({r['iterations']} it.)" if r['iterations'] else ''
-    return '\n'.join(out + [f"| {r['figure']} | {r['claim']} | **{r['verdict']}** | {r['numbers']} | "
-                            f"{r['budget']}{it(r)} |" for r in rows])
 
 # %% ../nbs/08_study.ipynb #a0f7c054
 RESULTS = 'nbs/results/study.jsonl'   # the committed results file, from the repository root
