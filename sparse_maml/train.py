@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['CKPT_KEYS', 'check_dataset', 'load_data', 'eval_episodes', 'mean_ci', 'interactive', 'evaluate_episodes',
-           'build_learner', 'group_sparsity', 'rng_state', 'set_rng_state', 'save_atomic', 'load_checkpoint',
-           'RunState', 'read_metrics', 'check_run_dir', 'start_run_dir', 'MetricsLog', 'Run', 'eval_settings',
-           'make_checkpoint', 'save_checkpoint', 'load_weights', 'restore', 'start_run', 'train_step', 'evaluate_split',
-           'validate', 'test_best', 'Progress', 'train', 'load_run', 'evaluate_run']
+           'build_learner', 'freeze_random_mask', 'group_sparsity', 'rng_state', 'set_rng_state', 'save_atomic',
+           'load_checkpoint', 'RunState', 'read_metrics', 'check_run_dir', 'start_run_dir', 'MetricsLog', 'Run',
+           'eval_settings', 'make_checkpoint', 'save_checkpoint', 'load_weights', 'restore', 'start_run', 'train_step',
+           'evaluate_split', 'validate', 'test_best', 'Progress', 'train', 'load_run', 'evaluate_run']
 
 # %% ../nbs/07a_train.ipynb #9ff56271
 import builtins, json, math, os, random, sys, time
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .tasks import make_optimisers, outer_step
 from .backbone import SHAPES, init_conv4, param_group
 from .data import EVAL_SEED, EpisodeSampler, fixed_episodes, load_split
-from .learners import Learner, make_learner
+from .learners import Learner, make_learner, random_mask_like
 from .masks import overall_sparsity
 from .distributed import DistributedEval, all_reduce_grads, all_reduce_loss, barrier, gather_tasks
 from .distributed import init_distributed, local_device, shard
@@ -77,7 +77,17 @@ def build_learner(cfg: TrainConfig, device='cpu') -> Learner:
     "A freshly initialised learner for `cfg`: theta and m depend only on `cfg.seed`."
     channels, size = SHAPES[cfg.dataset]
     params = init_conv4(channels, cfg.hidden, cfg.n_way, size, seed=cfg.seed, device=device)
-    return make_learner(cfg.algo, params, cfg.inner_lr, cfg.n_inner_steps, cfg.init_sparsity, seed=cfg.seed)
+    learner = make_learner(cfg.algo, params, cfg.inner_lr, cfg.n_inner_steps, cfg.init_sparsity, seed=cfg.seed)
+    if cfg.fixed_mask: freeze_random_mask(learner, json.loads(cfg.fixed_mask), cfg.seed)
+    return learner
+
+def freeze_random_mask(learner: Learner,             # a sparse-MAML learner
+                       sparsity: dict[str, float],   # parameter group -> fraction of its entries to shut
+                       seed: int = 0):               # seed of the random draw
+    "Replace the learned mask by a frozen random one (m = +1 open, -1 shut; no gradient): the study's control."
+    shut = {k: sparsity[param_group(k)] for k in learner.meta}
+    keep = random_mask_like(shut, learner.meta, seed=seed)   # 1 open, 0 shut; exactly round(sparsity * n) zeros
+    learner.meta = {k: (2 * v - 1).to(learner.meta[k]) for k, v in keep.items()}
 
 def group_sparsity(learner) -> dict[str, float]:
     "Update sparsity per parameter group (weighted by size) and 'overall'; {} for algorithms without a mask."
@@ -269,7 +279,8 @@ def start_run(cfg: TrainConfig | None, run_dir, resume: bool = False, overwrite:
     if not resume and rank == 0: start_run_dir(cfg, run_dir)
     random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
     learner = build_learner(cfg, device)
-    opts = make_optimisers(learner.theta, learner.meta, cfg.outer_lr, meta_lr=cfg.mask_lr)
+    meta = {} if cfg.fixed_mask else learner.meta   # a frozen mask has no optimiser
+    opts = make_optimisers(learner.theta, meta, cfg.outer_lr, meta_lr=cfg.mask_lr)
     sampler = EpisodeSampler(data['train'], cfg.n_way, cfg.k_shot, cfg.n_query, seed=cfg.seed)  # same on every rank
     run = Run(cfg, run_dir, device, rank, world, data, learner, opts, sampler)
     if ck: restore(run, ck)
@@ -290,7 +301,7 @@ def train_step(run: Run, epoch: int, it: int) -> tuple[float, float]:
         last = run.run_dir / 'last.pt'
         raise RunError(f"non-finite training loss ({loss.item()}) at step {st.step} (epoch {epoch}, meta-batch {it}); "
                        f"stopped, last good checkpoint: {last if last.exists() else 'none yet'}")
-    params = [*run.learner.theta.values(), *run.learner.meta.values()]
+    params = [p for o in run.opts for group in o.param_groups for p in group['params']]   # what the Adams step
     outer_step(run.opts, local, sync=lambda: all_reduce_grads(params, run.world, cfg.reduction))  # no-op alone
     st.add_tasks(loss.item(), acc, cfg.reduction)
     return loss.item(), acc.mean().item()
