@@ -73,8 +73,16 @@ def nbdev_process(src: Path) -> dict:
         if in_test is None: os.environ.pop('IN_TEST', None)
         else: os.environ['IN_TEST'] = in_test
 
+# libkineto (torch.profiler's C++ back end) writes to the workers' stderr on its own: `USDT ... profiler_start/_stop`
+# whenever a cell that nbdev runs here uses torch.profiler (a cell with an import runs whole; chapter 09's operator
+# table did) and, on a machine without a GPU, `ERROR ... gpuGetDeviceCount failed`. Level 6 (above its highest,
+# USDT = 5) turns only that logger off: cells' outputs and Python errors are untouched. KINETO_LOG_LEVEL set by the
+# caller is kept (0 shows everything).
+QUIET_ENV = {'KINETO_LOG_LEVEL': '6'}
+
 def _worker_init():
     os.environ.setdefault('OMP_NUM_THREADS', '1')
+    for k, v in QUIET_ENV.items(): os.environ.setdefault(k, v)    # read by libkineto when torch loads it
     import warnings; warnings.filterwarnings('ignore')    # nbdev's "imports and other code" advice
 
 # --------------------------------------------------------------------------------------------------------
@@ -99,12 +107,14 @@ def split_directives(src: str) -> tuple[dict[str, str], str]:
 def _md(source: str) -> dict: return {'cell_type': 'markdown', 'metadata': {}, 'source': source}
 
 def _tidy_markdown(md: str) -> str:
-    "Tidy `show_doc` markdown: no leading `---` (MyST reads front matter), source link under the heading, no blank lines in fences."
+    "Tidy `show_doc` markdown: no leading `---` (MyST reads front matter), source link under heading, tight fences."
     md = re.sub(r'^\s*---\s*\n', '', md, count=1)
-    md = re.sub(r'^\s*(\[source\]\([^)\s]*\)\{[^}\n]*\})\s*\n\s*\n(#+ [^\n]*)\n', r'\2\n\n\1\n', md)  # source link under its heading
+    # source link under its heading
+    md = re.sub(r'^\s*(\[source\]\([^)\s]*\)\{[^}\n]*\})\s*\n\s*\n(#+ [^\n]*)\n', r'\2\n\n\1\n', md)
     md = re.sub(r'\n\s*\n```(\n|$)', r'\n```\1', re.sub(r'```(\w+)\n\s*\n', r'```\1\n', md)).strip()
     # an anchor of its own for the symbol (a section id may be taken, e.g. by a page title of the same name)
-    return re.sub(r'^(#+)[ \t]+(\S+)[ \t]*$', lambda m: f'<span id="{symbol_id(m.group(2))}"></span>\n\n{m.group(0)}', md, count=1, flags=re.M)
+    def anchored(m): return f'<span id="{symbol_id(m.group(2))}"></span>\n\n{m.group(0)}'
+    return re.sub(r'^(#+)[ \t]+(\S+)[ \t]*$', anchored, md, count=1, flags=re.M)
 
 def symbol_id(name: str) -> str:
     "The HTML id of `name`'s `show_doc` entry (`Learner.outer_loss` -> `sym-learner-outer-loss`)."
@@ -190,7 +200,8 @@ def _link_rewriter(doc_base: str, pages: dict[str, str]):
     def relink(md: str) -> str:
         out, pos = [], 0
         for f in _re_fence.finditer(md):             # inside code fences a link is shown as typed: undo it
-            out += [_re_attr_link.sub(_attr_link, pat.sub(sub, md[pos:f.start()])), _re_nbdev_link.sub(r'\1', f.group(0))]
+            out += [_re_attr_link.sub(_attr_link, pat.sub(sub, md[pos:f.start()])),
+                    _re_nbdev_link.sub(r'\1', f.group(0))]
             pos = f.end()
         return ''.join(out + [_re_attr_link.sub(_attr_link, pat.sub(sub, md[pos:]))])
     return relink
@@ -202,7 +213,8 @@ def adapt_notebook(nb: dict, stem: str, doc_base: str = '', pages: dict[str, str
     for i, c in enumerate(cells):
         if c['cell_type'] == 'markdown': c['source'] = relink(_src(c))
         for o in c.get('outputs', []):                # e.g. a table shown with IPython's Markdown()
-            if 'text/markdown' in o.get('data', {}): o['data']['text/markdown'] = relink(_src({'source': o['data']['text/markdown']}))
+            if 'text/markdown' in o.get('data', {}):
+                o['data']['text/markdown'] = relink(_src({'source': o['data']['text/markdown']}))
         c['id'] = f'{re.sub(r"[^A-Za-z0-9_-]", "-", stem)[:50]}-{i}'
     meta = {k: v for k, v in nb.get('metadata', {}).items() if k in ('kernelspec', 'language_info')}
     meta.setdefault('kernelspec', {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'})
@@ -287,7 +299,8 @@ def book_toc(names: list[str]) -> dict:
 # MathJax, from the npm registry, verified and cached
 
 def cache_dir() -> Path:
-    base = os.environ.get('SPARSE_MAML_DOCS_CACHE') or Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'sparse-maml-docs'
+    xdg_cache = Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')
+    base = os.environ.get('SPARSE_MAML_DOCS_CACHE') or xdg_cache/'sparse-maml-docs'
     return Path(base)
 
 def _integrity(data: bytes) -> str: return 'sha512-' + base64.b64encode(hashlib.sha512(data).digest()).decode()
@@ -312,12 +325,14 @@ def ensure_mathjax() -> Path:
             raise SystemExit(f'Could not fetch mathjax@{MATHJAX_VERSION} ({e}). Download {MATHJAX_TARBALL} '
                              'and set MATHJAX_TGZ=/path/to/it, or run once with network access.')
         if _integrity(data) != MATHJAX_INTEGRITY:
-            raise SystemExit(f'mathjax@{MATHJAX_VERSION} tarball failed its sha512 integrity check; refusing to use it.')
+            raise SystemExit(f'mathjax@{MATHJAX_VERSION} tarball failed its sha512 integrity check; '
+                             'refusing to use it.')
         part = Path(tmp)/'mathjax'
         with tarfile.open(fileobj=io.BytesIO(data)) as tf:
             for m in tf.getmembers():
                 rel = m.name.removeprefix('package/')
-                if not m.isfile() or not any(rel == k or (k.endswith('/') and rel.startswith(k)) for k in MATHJAX_KEEP): continue
+                kept = any(rel == k or (k.endswith('/') and rel.startswith(k)) for k in MATHJAX_KEEP)
+                if not m.isfile() or not kept: continue
                 out = part/rel.removeprefix('es5/')
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_bytes(tf.extractfile(m).read())
@@ -404,7 +419,8 @@ def build(out: Path = DEFAULT_OUT, nbs: Path | None = None, only: list[str] | No
     jobs = [(str(p), doc_base_url(settings), pages) for p in srcs]
     # Each worker pays ~3 s of imports (nbdev, IPython, torch) once; on 2 cores one worker is the fastest.
     n_workers = workers or max(1, min(len(jobs), (os.cpu_count() or 1) // 2, 4))
-    with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context('spawn'), initializer=_worker_init) as ex:
+    spawn = multiprocessing.get_context('spawn')
+    with ProcessPoolExecutor(n_workers, mp_context=spawn, initializer=_worker_init) as ex:
         try:
             for name, text in ex.map(_prepare_one, jobs): _write_if_changed(src_dir/name, text)
         except RuntimeError as e: raise SystemExit(str(e)) from None
@@ -436,7 +452,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--out', type=Path, default=DEFAULT_OUT, help='the site goes to OUT/_build/html (default docs/)')
     ap.add_argument('--only', nargs='*', help='render only these notebooks (stems or file names), plus index')
-    ap.add_argument('--workers', type=int, help='processes running nbdev on the notebooks (default: cores/2, at most 4)')
+    ap.add_argument('--workers', type=int,
+                    help='processes running nbdev on the notebooks (default: cores/2, at most 4)')
     ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
     build(a.out, None, a.only, a.quiet, a.workers)
