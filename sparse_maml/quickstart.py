@@ -11,12 +11,12 @@ import json, time
 from importlib.resources import files
 from pathlib import Path
 import torch
-from fastcore.script import Param
+from fastcore.script import Param, store_true
 from .tasks import make_optimisers, outer_step
 from .config import make_config, TrainConfig, RunError
 from .data import EpisodeSampler
 from .train import build_learner, eval_episodes, load_data, train
-from .plots import initial_sparsity
+from .study import initial_sparsity
 
 # %% ../nbs/08a_quickstart.ipynb #c3a54315
 QUICKSTART = dict(algo='sparse-maml', k_shot=1, n_way=5, n_query=5, hidden=64, inner_lr=0.4, n_inner_steps=5,
@@ -154,6 +154,6 @@ def quickstart_cmd(minutes: Param("wall-clock budget of the sparse-MAML run, in 
                    run_dir: Param("where the runs and the figure go", str) = 'runs/quickstart',
                    baseline: Param("first-order MAML baseline: the committed result, trained with the same budget, "
                                    "or none", str, choices=['cached', 'train', 'none']) = 'cached',
-                   quiet: Param("no progress output", bool) = False):
+                   quiet: Param("no progress output", store_true) = False):
     "A short sparse-MAML run on Omniglot 5-way 1-shot within a CPU budget, against first-order MAML."
     quickstart(minutes, seed, run_dir, baseline, progress=not quiet)
