@@ -15,7 +15,8 @@ from fastcore.script import Param, store_true
 from .tasks import make_optimisers, outer_step
 from .config import make_config, TrainConfig, RunError
 from .data import EpisodeSampler
-from .train import build_learner, eval_episodes, load_data, train
+from .runs import build_learner, eval_episodes, load_data
+from .train import train
 from .study import initial_sparsity
 
 # %% ../nbs/08a_quickstart.ipynb #c3a54315
