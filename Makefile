@@ -11,6 +11,13 @@ PY := $(BIN)/python
 export SPARSE_MAML_DATA ?= $(CURDIR)/data
 # Transparent huge pages for torch's large CPU allocations: fewer page faults, faster CPU training (chapter 09, 'The allocator').
 export THP_MEM_ALLOC_ENABLE ?= 1
+# jemalloc, where installed (Debian/Ubuntu: apt-get install libjemalloc2), keeping the memory it frees: 1.6x faster CPU
+# engine on the course's machine (chapter 09). `make ... JEMALLOC=` runs without it.
+JEMALLOC ?= $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2))
+ifneq ($(JEMALLOC),)
+export LD_PRELOAD := $(JEMALLOC)$(if $(LD_PRELOAD), $(LD_PRELOAD))
+export MALLOC_CONF ?= dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true
+endif
 # Where Omniglot comes from: a local folder holding the zips, or `download` (official repository).
 OMNIGLOT_SOURCE ?= $(if $(wildcard ../shared/data/omniglot/*.zip),../shared/data/omniglot,download)
 # 2 cores: two notebooks at a time, one torch thread each.

@@ -35,16 +35,16 @@ class BenchSize:
 SIZES = {'omniglot-5w1s-k5': BenchSize('omniglot-5w1s', 5), 'omniglot-5w1s-k25': BenchSize('omniglot-5w1s', 25),
          'mini-5w1s': BenchSize('miniimagenet-5w1s', 35), 'mini-5w5s': BenchSize('miniimagenet-5w5s', 35),
          'mini-5w1s-k5': BenchSize('miniimagenet-5w1s', 5),
-         'tiny': BenchSize('omniglot-5w1s', 2, hidden=8)}   # 'tiny': for tests; 'mini-5w1s-k5': a quick MiniImageNet row
+         'tiny': BenchSize('omniglot-5w1s', 2, hidden=8)}   # 'tiny': tests; 'mini-5w1s-k5': a quick MiniImageNet row
 DEFAULT_SIZES = ('omniglot-5w1s-k5', 'omniglot-5w1s-k25', 'mini-5w1s', 'mini-5w5s')
 
 # %% ../nbs/09_gpu.ipynb #9d0941d2
 class GraphedStep:
-    "A whole meta-iteration (outer loss, backward, optimiser steps) captured once as a CUDA graph, then replayed in one launch."
-    def __init__(self, step,                # Episodes -> loss: zero_grad(set_to_none=True), forward, backward, optimiser steps
+    "A whole meta-iteration (outer loss, backward, optimiser steps) captured as one CUDA graph, replayed in one launch."
+    def __init__(self, step,                # Episodes -> loss: zero_grad(set_to_none=True), forward, backward, steps
                  opts: list,                # its optimisers, built with capturable=True
                  example: Episodes,         # a meta-batch with the shapes of all later ones
-                 warmup: int = 3):          # eager iterations before the capture (cuDNN autotuning, lazy optimiser state)
+                 warmup: int = 3):          # eager iterations before the capture (cuDNN autotuning, optimiser state)
         self.ep = Episodes(*(t.clone() for t in (example.xs, example.ys, example.xq, example.yq)))   # static inputs
         params = [p for o in opts for g in o.param_groups for p in g['params']]
         saved = [p.detach().clone() for p in params]
@@ -53,24 +53,25 @@ class GraphedStep:
         with torch.cuda.stream(side):
             for _ in range(warmup): step(self.ep)
         torch.cuda.current_stream().wait_stream(side)
-        for o in opts: o.zero_grad(set_to_none=True)   # the captured backward allocates .grad from the graph's memory pool
+        for o in opts: o.zero_grad(set_to_none=True)   # the captured backward allocates .grad from the graph's pool
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph): self.loss = step(self.ep)
-        with torch.no_grad():                          # undo the warm-up's updates in place: the graph reads these tensors
+        with torch.no_grad():                          # undo the warm-up's updates in place: the graph reads these
             for p, v in zip(params, saved): p.copy_(v)
             for o in opts:
                 for st in o.state.values():
                     for v in st.values():
-                        if torch.is_tensor(v): v.copy_(states[id(v)]) if id(v) in states else v.zero_()   # fresh Adam state is 0
+                        if torch.is_tensor(v): v.copy_(states[id(v)]) if id(v) in states else v.zero_()   # fresh: 0
 
     def __call__(self, ep: Episodes) -> Tensor:
         "Copy `ep` into the static inputs and replay: one meta-iteration; returns the graph's (static) loss tensor."
-        for dst, src in zip((self.ep.xs, self.ep.ys, self.ep.xq, self.ep.yq), (ep.xs, ep.ys, ep.xq, ep.yq)): dst.copy_(src)
+        for dst, src in zip((self.ep.xs, self.ep.ys, self.ep.xq, self.ep.yq), (ep.xs, ep.ys, ep.xq, ep.yq)):
+            dst.copy_(src)
         self.graph.replay()
         return self.loss
 
 # %% ../nbs/09_gpu.ipynb #b8648ef6
-IMPLS = ('reference', 'engine', 'vmap')   # the authors' per-task loop; the default engine (batching='auto'); tasks under vmap
+IMPLS = ('reference', 'engine', 'vmap')   # the authors' per-task loop; the default engine ('auto'); tasks under vmap
 
 def bench_learner(size: str,           # key of SIZES
                   impl: str,           # one of IMPLS
@@ -91,10 +92,12 @@ def loss_fn(impl: str, learner: Learner, reduction: str = 'mean'):
     if impl in ('engine', 'vmap'): return lambda ep: learner.outer_loss(ep, reduction)[0]
     raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
 
-def bench_episodes(size: str, device='cpu', seed: int = 0, dtype: torch.dtype | None = None) -> EpisodeSampler | Episodes:
+def bench_episodes(size: str, device='cpu', seed: int = 0,
+                   dtype: torch.dtype | None = None) -> EpisodeSampler | Episodes:
     "The sampler of `size`'s synthetic meta-batches (or, with `dtype`, its first meta-batch in that dtype)."
     cfg, (c, s) = SIZES[size].config(), SHAPES[SIZES[size].config().dataset]
-    sampler = EpisodeSampler(synthetic_dataset(c, s, seed=seed).to(device), cfg.n_way, cfg.k_shot, cfg.n_query, seed=seed)
+    data = synthetic_dataset(c, s, seed=seed).to(device)
+    sampler = EpisodeSampler(data, cfg.n_way, cfg.k_shot, cfg.n_query, seed=seed)
     if dtype is None: return sampler
     ep = sampler.sample(cfg.meta_batch)
     return Episodes(ep.xs.to(dtype), ep.ys, ep.xq.to(dtype), ep.yq)
@@ -153,7 +156,8 @@ def measure(size: str,                     # key of SIZES
     if graphs: step = GraphedStep(step, opts, sampler.sample(cfg.meta_batch))
     eps = [sampler.sample(cfg.meta_batch) for _ in range(4)]                   # sampling is not timed
     for i in range((3 if cuda else 1) if warmup is None else warmup): step(eps[i % 4])
-    base = _reset_peak_rss() if not cuda else (torch.cuda.reset_peak_memory_stats(dev), torch.cuda.memory_allocated(dev))[1]
+    if cuda: torch.cuda.reset_peak_memory_stats(dev)
+    base = torch.cuda.memory_allocated(dev) if cuda else _reset_peak_rss()
     ru, it = resource.getrusage(resource.RUSAGE_SELF), iter(range(10**6))
     times = _timed(lambda: step(eps[next(it) % 4]), repeats, min_time, sync)
     ru2 = resource.getrusage(resource.RUSAGE_SELF)
@@ -179,13 +183,13 @@ def _worker(spec: str):
 def measure_in_subprocess(threads: int | None = None,  # torch threads of the process (OMP_NUM_THREADS); None: inherited
                           env: dict | None = None,     # extra environment variables (e.g. an allocator's)
                           **kw):                       # arguments of `measure` (or what='matmul' and `matmul_gflops`'s)
-    "`measure(**kw)` (or `matmul_gflops`) in a fresh Python process, for clean memory and allocator readings; its result."
+    "`measure(**kw)` (or `matmul_gflops`) in a fresh Python process (clean memory and allocator readings); its result."
     env = dict(os.environ, **({'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads)} if threads else {}),
                **(env or {}))
-    env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')   # idle OpenMP threads sleep: spinning ones ruin timings on a shared machine
+    env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')   # idle OpenMP threads sleep: spinning ones ruin timings when shared
     code = 'import sys; from sparse_maml.bench import _worker; _worker(sys.argv[1])'
-    r = subprocess.run([sys.executable, '-c', code, json.dumps(dict(kw, threads=threads))], env=env, capture_output=True,
-                       text=True)
+    r = subprocess.run([sys.executable, '-c', code, json.dumps(dict(kw, threads=threads))], env=env,
+                       capture_output=True, text=True)
     if r.returncode: raise RunError(f"benchmark of {kw.get('size', 'matmul')} {kw.get('impl', '')} failed: "
                                     f"{(r.stderr.strip().splitlines() or ['?'])[-1]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -249,7 +253,8 @@ def machine(device='cpu', threads: int | None = None) -> str:
     if torch.device(device).type == 'cuda': return torch.cuda.get_device_name(torch.device(device))
     cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), None) \
         if os.path.exists('/proc/cpuinfo') else None
-    return f"{cpu or platform.processor() or 'CPU'} ({os.cpu_count()} cores), {threads or torch.get_num_threads()} torch threads"
+    n = threads or torch.get_num_threads()
+    return f"{cpu or platform.processor() or 'CPU'} ({os.cpu_count()} cores), {n} torch threads"
 
 def process_setup() -> str:
     "The allocator settings the measuring processes inherit (see 'The allocator')."
@@ -266,8 +271,9 @@ def bench_row(r: dict,                 # a result of `measure` (with speedup, er
              ) -> str:                 # one line of the table
     "One measured row as a line of the benchmark table."
     peak, cfg = peak_tflops(r['device'], r['precision']), SIZES[r['size']].config()
-    cells = (r['size'], r['impl'] + (' +graphs' if r.get('cuda_graphs') else ''), f"{r['ms']:.0f}", f"{r['gflops']:.0f}",
-             f"{100 * r['gflops'] / mm_gflops:.0f}" if mm_gflops else '-', f"{r['gflops'] / 10 / peak:.1f}" if peak else '-',
+    cells = (r['size'], r['impl'] + (' +graphs' if r.get('cuda_graphs') else ''), f"{r['ms']:.0f}",
+             f"{r['gflops']:.0f}", f"{100 * r['gflops'] / mm_gflops:.0f}" if mm_gflops else '-',
+             f"{r['gflops'] / 10 / peak:.1f}" if peak else '-',
              f"{r['speedup']:.2f}x" if 'speedup' in r else '', f"{r['eval_ms']:.1f}" if r.get('eval_ms') else '-',
              f"{r['peak_mb']:.0f}", f"{r['err_theta']:.0e}/{r['err_m']:.0e}" if 'err_m' in r else '',
              f"{format_hours(project(cfg, r['ms'])['total_h'])} ({SIZES[r['size']].preset})")
@@ -277,8 +283,9 @@ def bench_header() -> str:
     "The column names of the benchmark table."
     return ' '.join(n.ljust(w) for n, w in COLUMNS).rstrip()
 
-BENCH_NOTES = ("ms/iter: median meta-iteration (outer loss, backward, 2 Adam steps); GFLOP/s: counted conv FLOPs / time; "
-               "% mm: of the measured matmul rate; % peak: of the vendor's peak (GPUs); speed-up: reference ms / this ms;\n"
+BENCH_NOTES = ("ms/iter: median meta-iteration (outer loss, backward, 2 Adam steps); GFLOP/s: conv FLOPs / time; "
+               "% mm: of the measured matmul rate; % peak: of the vendor's peak (GPUs);\n"
+               "speed-up: reference ms / this ms; "
                "eval ms/task: `evaluate` (no outer graph) per task; peak MB: {memory} during the iterations; "
                "grad err: float64 meta-gradients vs the reference's (16 filters); full run: the preset at this speed")
 
@@ -294,14 +301,15 @@ def _memory_note(device) -> str:
 
 # %% ../nbs/09_gpu.ipynb #a379796a
 def _names(s: str, allowed, what: str) -> list[str]:
-    "Comma-separated names of `s`, each checked against `allowed` (ValueError naming the option)."
+    "Comma-separated names of `s`, each checked against `allowed` (`RunError` naming the option)."
     names = [x.strip() for x in s.split(',') if x.strip()]
-    if not names or any(x not in allowed for x in names): raise ValueError(f"--{what}: choose from {', '.join(allowed)}")
+    if not names or any(x not in allowed for x in names):
+        raise RunError(f"--{what}: choose from {', '.join(allowed)}")
     return names
 
 def bench_cmd(device: Param("cpu, cuda or cuda:N", str) = 'cpu',
               sizes: Param(f"comma-separated subset of {', '.join(SIZES)}", str) = ','.join(DEFAULT_SIZES),
-              repeats: Param("timed meta-iterations per row (default: as many as fit in --min-time seconds)", int) = None,
+              repeats: Param("timed meta-iterations per row (default: as many as fit in --min-time s)", int) = None,
               warmup: Param("untimed meta-iterations first (default: 1 on CPU, 3 on CUDA)", int) = None,
               threads: Param("torch threads of the measuring processes (default: torch's)", int) = None,
               precision: Param("arithmetic of the convolutions", str, choices=list(PRECISIONS)) = 'fp32',
@@ -309,13 +317,15 @@ def bench_cmd(device: Param("cpu, cuda or cuda:N", str) = 'cpu',
               impls: Param(f"comma-separated implementations, the reference first: {', '.join(IMPLS)}",
                            str) = 'reference,engine',
               min_time: Param("seconds of timed iterations per row when --repeats is not given", float) = 2.0,
-             ) -> list[dict]:  # the measured rows
+             ):
     "Benchmark the engine against the authors' per-task loop: speed, share of the matmul ceiling, evaluation, memory."
+    # `RunError` for bad options or disagreeing meta-gradients; the rows themselves: `run_bench`
     names, impl_list = _names(sizes, SIZES, 'sizes'), _names(impls, IMPLS, 'impls')
-    if (repeats is not None and repeats < 1) or (warmup is not None and warmup < 0) or (threads is not None and threads < 1):
-        raise ValueError("--repeats and --threads must be at least 1, --warmup at least 0")
-    if precision not in PRECISIONS: raise ValueError(f"--precision: choose from {', '.join(PRECISIONS)}")
-    if device.startswith('cuda') and not torch.cuda.is_available(): raise RunError("--device cuda but CUDA is not available")
+    if any(v is not None and v < low for v, low in ((repeats, 1), (warmup, 0), (threads, 1))):
+        raise RunError("--repeats and --threads must be at least 1, --warmup at least 0")
+    if precision not in PRECISIONS: raise RunError(f"--precision: choose from {', '.join(PRECISIONS)}")
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise RunError("--device cuda but CUDA is not available")
     mm = measure_in_subprocess(threads, what='matmul', device=device, precision=precision)
     print(f"sparse-maml bench {time.strftime('%Y-%m-%d %H:%M')}: {machine(device, threads)}, {precision}"
           f"{', CUDA graphs' if cuda_graphs else ''}, torch {torch.__version__}\nprocess: {process_setup()}; "
@@ -324,5 +334,3 @@ def bench_cmd(device: Param("cpu, cuda or cuda:N", str) = 'cpu',
                      on_row=lambda r: print(bench_row(r, mm), flush=True))
     print(BENCH_NOTES.format(memory=_memory_note(device)))
     check_gradients(rows)
-    for r in rows: r['mm_gflops'] = mm
-    return rows

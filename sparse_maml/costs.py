@@ -27,15 +27,16 @@ def task_flops(cfg: TrainConfig,    # dataset, n_way, k_shot, n_query, hidden, n
               ) -> int:             # FLOPs of the convolutions
     "Conv FLOPs of one task: K inner steps (forward + backward = 3 x forward) on the support set, then the query set."
     c, s = SHAPES[cfg.dataset]
-    support, query = conv4_flops(cfg.n_way * cfg.k_shot, c, s, cfg.hidden), conv4_flops(cfg.n_way * cfg.n_query, c, s, cfg.hidden)
+    support = conv4_flops(cfg.n_way * cfg.k_shot, c, s, cfg.hidden)
+    query = conv4_flops(cfg.n_way * cfg.n_query, c, s, cfg.hidden)
     return cfg.n_inner_steps * 3 * support + (3 if train else 1) * query
 
 # %% ../nbs/08b_costs.ipynb #77a1c9d0
 def project(cfg: TrainConfig,     # a run's settings
             ms_per_iter: float,   # measured (or assumed) milliseconds per meta-iteration
            ) -> dict:             # hours: train_h, eval_h, total_h
-    "Projected hours of a full run of `cfg`: meta-training, every validation and the test (evaluation time scaled by FLOPs)."
-    n_val = cfg.epochs // cfg.val_every + (cfg.epochs % cfg.val_every > 0)             # validations (always after the last epoch)
+    "Projected hours of a full run of `cfg`: meta-training, every validation and the test (evaluation scaled by FLOPs)."
+    n_val = cfg.epochs // cfg.val_every + (cfg.epochs % cfg.val_every > 0)   # validations (always after the last epoch)
     ms_task = ms_per_iter / cfg.meta_batch * task_flops(cfg, False) / task_flops(cfg)   # one evaluation task
     train_h = cfg.epochs * cfg.iters_per_epoch * ms_per_iter / 3.6e6
     eval_h = (n_val * cfg.n_val_episodes + cfg.n_test_episodes) * ms_task / 3.6e6
@@ -53,13 +54,13 @@ def peak_tflops(device, precision: str = 'fp32') -> float | None:
 
 def projection_table(presets=('miniimagenet-5w1s', 'miniimagenet-5w5s'),  # presets to project
                      achieved=(25, 50, 100, 200),                          # sustained TFLOP/s to assume
-                     **fields) -> str:                                     # TrainConfig fields to override, e.g. val_every=5
+                     **fields) -> str:                                     # TrainConfig overrides, e.g. val_every=5
     "Projected full-run time of each preset if the convolutions ran at each `achieved` TFLOP/s."
     rows = [('preset', 'TFLOP/iter', 'PFLOP total', *(f'at {a} TFLOP/s' for a in achieved))]
     for k in presets:
         cfg = make_config(k, **fields)
         per_iter = cfg.meta_batch * task_flops(cfg)
-        n_eq = project(cfg, 1.0)['total_h'] * 3.6e6   # the run's work in meta-iterations (evaluation converted by its FLOPs)
+        n_eq = project(cfg, 1.0)['total_h'] * 3.6e6   # the run's work in meta-iterations (evaluation by its FLOPs)
         rows.append((k, f'{per_iter / 1e12:.2f}', f'{n_eq * per_iter / 1e15:.0f}',
                      *(format_hours(n_eq * per_iter / (a * 1e12) / 3600) for a in achieved)))
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

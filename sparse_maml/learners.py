@@ -105,8 +105,8 @@ class Learner:
         self.algo, self.spec, self.theta, self.meta = algo, SPECS[algo], theta, meta
         self.inner_lr, self.n_inner_steps, self.forward, self.eval_chunk = inner_lr, n_inner_steps, forward, eval_chunk
         self.batching = batching
-        self.loop_forward = loop_forward or (partial(conv4_forward_native, channels_last=True) if forward is conv4_forward
-                                             else forward)
+        native = partial(conv4_forward_native, channels_last=True)     # conv4's twin; other networks: themselves
+        self.loop_forward = loop_forward or (native if forward is conv4_forward else forward)
         self.first_order = self.spec.first_order if first_order is None else first_order
         self.init_sparsity, self.seed = init_sparsity, seed
         self.adapt_keys = [k for k in theta if ADAPT[self.spec.adapt](k)]

@@ -13,8 +13,9 @@ import argparse, json, os, re, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The CLI with deterministic cuDNN (the resumed run must match the uninterrupted one exactly).
 CLI = "import sys, torch; torch.backends.cudnn.deterministic = True; torch.backends.cudnn.benchmark = False; " \
-      "from sparse_maml.cli import main; sys.exit(main(sys.argv[1:]))"   # deterministic cuDNN: resume must match exactly
+      "from sparse_maml.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def device_name(cuda: bool) -> str:
@@ -84,7 +85,8 @@ def run_step(name: str, argv: list[str], timeout: int, out: Path, deadline: floa
     with open(log, 'w') as f:
         f.write('$ ' + ' '.join(argv) + '\n\n'); f.flush()
         try:
-            rc = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, timeout=min(timeout, left)).returncode
+            rc = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
+                                timeout=min(timeout, left)).returncode
             status = 'ok' if rc == 0 else f'failed (exit code {rc})'
         except subprocess.TimeoutExpired: status = f'timeout ({min(timeout, left):.0f} s)'
     return dict(step=name, status=status, seconds=round(time.time() - t0, 1), log=log.name)
@@ -131,9 +133,10 @@ def main(argv=None) -> int:
     steps = [*bench_steps(dry, device), *train_steps(dry, device, data_dir, out), quickstart_step(dry, data_dir, out)]
     deadline, records = t0 + 60 * args.budget_min, []
     for step in steps:
-        records.append(run_step(*step, out, deadline)); print(f"{records[-1]['step']:18s} {records[-1]['status']} "
-                                                             f"({records[-1]['seconds']} s)", flush=True)
-        if step[0] == 'train-resumed': records.append(compare_resume(out)); print(f"resume-identical   {records[-1]['status']}")
+        records.append(run_step(*step, out, deadline))
+        if step[0] == 'train-resumed': records.append(compare_resume(out))
+        for r in records[-2 if step[0] == 'train-resumed' else -1:]:
+            print(f"{r['step']:18s} {r['status']} ({r['seconds']} s)", flush=True)
     head = dict(device=name, date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), torch=torch.__version__,
                 mode='dry run on the CPU' if dry else 'CUDA', data=what, seconds=round(time.time() - t0))
     ok = write_summary(out, head, records)
