@@ -100,8 +100,8 @@ TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--np
 
 def test_torchrun_train(tmp_path):
     "`torchrun --nproc_per_node=2 ... train` follows the single-process run; only rank 0 writes and reports."
-    from test_train_cli import tiny_cache
-    from sparse_maml.train import load_checkpoint, read_metrics
+    from sparse_maml.data import tiny_cache
+    from sparse_maml.runs import load_checkpoint, read_metrics
     data_dir = tiny_cache(tmp_path / 'data').parent
     rc1, out1, err1 = _train([sys.executable], tmp_path / 'one', data_dir)
     rc2, out2, err2 = _train(TORCHRUN, tmp_path / 'two', data_dir)
@@ -127,7 +127,7 @@ def test_torchrun_train(tmp_path):
 
 
 def test_torchrun_train_uneven_meta_batch(tmp_path):
-    from test_train_cli import tiny_cache
+    from sparse_maml.data import tiny_cache
     data_dir = tiny_cache(tmp_path / 'data').parent
     rc, out, err = _train(TORCHRUN, tmp_path / 'odd', data_dir, 'meta_batch=3')
     assert rc != 0
