@@ -49,10 +49,15 @@ def test_gradients_equal_single_process(ranks, i):
     s, single = SETTINGS[i], D.meta_gradients(0, 1, **SETTINGS[i])
     r0, r1 = ranks[0]['grads'][i], ranks[1]['grads'][i]
     assert all(torch.equal(r0[k], r1[k]) for k in single)              # identical on every rank
-    assert D.rel_diff(r0, single) < (1e-12 if s['dtype'] == 'float64' else 1e-6)
-    for k in single:                                                    # and close tensor by tensor
-        torch.testing.assert_close(r0[k], single[k], rtol=1e-6 if s['dtype'] == 'float32' else 1e-10,
-                                   atol=1e-6 * single[k].abs().max().item() + 1e-12)
+    # float64 is the exactness check; in float32 the CPU engine's first inner step is one batched conv over a
+    # process's tasks (4 in one process, 2 per rank here), so the sums are ordered differently: rounding, ~1e-6.
+    assert D.rel_diff(r0, single) < (1e-12 if s['dtype'] == 'float64' else 1e-5)
+    # and close tensor by tensor, on the scale of the whole gradient: a conv bias before BatchNorm has a meta-gradient
+    # that is 0 up to rounding, so its own scale is the rounding noise
+    scale = max(g.abs().max().item() for g in single.values())
+    for k in single:
+        torch.testing.assert_close(r0[k], single[k], rtol=1e-5 if s['dtype'] == 'float32' else 1e-10,
+                                   atol=(1e-5 if s['dtype'] == 'float32' else 1e-12) * scale)
 
 
 def test_distributed_eval_matches_learner(ranks):
