@@ -11,13 +11,13 @@ PY := $(BIN)/python
 export SPARSE_MAML_DATA ?= $(CURDIR)/data
 # Transparent huge pages for torch's large CPU allocations: fewer page faults, faster CPU training (chapter 09, 'The allocator').
 export THP_MEM_ALLOC_ENABLE ?= 1
-# jemalloc, where installed (Debian/Ubuntu: apt-get install libjemalloc2), keeping the memory it frees: 1.6x faster CPU
-# engine on the course's machine (chapter 09). `make ... JEMALLOC=` runs without it.
-JEMALLOC ?= $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2))
-ifneq ($(JEMALLOC),)
-export LD_PRELOAD := $(JEMALLOC)$(if $(LD_PRELOAD), $(LD_PRELOAD))
-export MALLOC_CONF ?= dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true
-endif
+# jemalloc keeping the memory it frees: a 1.6x faster CPU engine on the course's machine (chapter 09, 'The allocator').
+# `make jemalloc` installs it where apt is available (test and quickstart do); without it the commands run as they
+# are. FAST prefixes the torch commands below (not every command: chromium and git keep their own allocator);
+# `make ... JEMALLOC=` runs without it.
+JEMALLOC ?= 1
+FAST = env $$(lib=$$(ls /usr/lib/*-linux-gnu/libjemalloc.so.2 2>/dev/null | head -1); [ -n "$(JEMALLOC)" ] && \
+  [ -n "$$lib" ] && echo LD_PRELOAD=$$lib MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true)
 # Where Omniglot comes from: a local folder holding the zips, or `download` (official repository).
 OMNIGLOT_SOURCE ?= $(if $(wildcard ../shared/data/omniglot/*.zip),../shared/data/omniglot,download)
 # 2 cores: two notebooks at a time, one torch thread each.
@@ -28,13 +28,14 @@ QUIET_PIP := grep -v -e '^WARNING: Location' -e 'BuildBackendWarning' -e '^ *!!'
 	-e 'Please consider' -e 'License ::' -e 'See https://packaging' -e 'self._finalize' -e 'Please be careful' \
 	-e 'name as your package' -e 'with strategy' -e 'Editable installation' || true
 
-.PHONY: help install quickstart test check-sync lint data browser docs readme lab clean gpu-check
+.PHONY: help install quickstart test check-sync lint data browser jemalloc docs readme lab clean gpu-check
 
 help:
 	@echo "make quickstart  set up .venv, prepare Omniglot, train sparse-MAML vs MAML and print the results"
 	@echo "make test        set up, check notebooks/library are in sync and clean, run every notebook + pytest"
 	@echo "make docs        render the course to docs/_build/html (offline)"
 	@echo "make lab         JupyterLab on nbs/"
+	@echo "make gpu-check   on a CUDA machine: bench, train/resume, quickstart; outputs in gpu-check/<device>-<date>/"
 
 $(BIN)/.installed: setup.py settings.ini constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,8 +49,8 @@ install: $(BIN)/.installed
 data: install
 	@$(PY) data_scripts/prepare_omniglot.py --source $(OMNIGLOT_SOURCE) --data-dir $(SPARSE_MAML_DATA)
 
-quickstart: data
-	@$(BIN)/sparse-maml quickstart
+quickstart: data jemalloc
+	@$(FAST) $(BIN)/sparse-maml quickstart
 
 # Fails when the exported library or a notebook's cleaning is out of date with what is checked in.
 check-sync: install
@@ -71,9 +72,17 @@ browser:
 	  { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && \
 	    apt-get install -y -qq chromium >/dev/null 2>&1; }; } ; } || echo "note: chromium not installed; the docs rendering test will be skipped"
 
-test: check-sync lint data browser
-	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/nbdev_test --n_workers $(N_WORKERS) --timing
-	OMP_NUM_THREADS=$(N_WORKERS) $(BIN)/pytest -q tests
+# jemalloc for the CPU engine (chapter 09); skipped with a message where it cannot be installed.
+jemalloc:
+	@ls /usr/lib/*-linux-gnu/libjemalloc.so.2 >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq libjemalloc2 >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && \
+	    apt-get install -y -qq libjemalloc2 >/dev/null 2>&1; }; } ; } || \
+	  echo "note: libjemalloc2 not installed; CPU runs use torch's huge-page setting only (slower, chapter 09)"
+
+test: check-sync lint data browser jemalloc
+	OMP_NUM_THREADS=$(TEST_THREADS) $(FAST) $(BIN)/nbdev_test --n_workers $(N_WORKERS) --timing
+	OMP_NUM_THREADS=$(N_WORKERS) $(FAST) $(BIN)/pytest -q tests
+	@d=$$(mktemp -d) && OMP_NUM_THREADS=1 $(FAST) $(PY) tools/gpu_check.py --dry-run --out $$d | tail -3 && rm -rf $$d
 
 docs: install
 	$(PY) tools/build_docs.py
@@ -81,8 +90,8 @@ docs: install
 readme: install
 	$(PY) tools/make_readme.py
 
-lab: install
-	$(BIN)/jupyter lab nbs $(if $(filter 0,$(shell id -u)),--allow-root,)
+lab: install jemalloc
+	$(FAST) $(BIN)/jupyter lab nbs $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean:
 	rm -rf docs/_build _proc _docs

@@ -21,6 +21,8 @@ def _find_chromium():
     return None
 
 CHROMIUM = _find_chromium()
+# the browser runs with its own allocator (make preloads jemalloc for the torch commands and their children)
+BROWSER_ENV = {k: v for k, v in os.environ.items() if k not in ('LD_PRELOAD', 'MALLOC_CONF')}
 
 # ---------------------------------------------------------------------------------------------------------
 # README
@@ -161,7 +163,8 @@ def _chromium_dom(page: Path, tmp: Path) -> str:
     flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
              '--disable-background-networking', '--disable-component-update', '--disable-sync',
              f'--user-data-dir={tmp}', '--virtual-time-budget=10000']
-    r = subprocess.run([CHROMIUM, *flags, '--dump-dom', page.as_uri()], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([CHROMIUM, *flags, '--dump-dom', page.as_uri()],
+                       env=BROWSER_ENV, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout
 

@@ -21,6 +21,8 @@ def _find_chromium():
     return None
 
 CHROMIUM = _find_chromium()
+# the browser runs with its own allocator (make preloads jemalloc for the torch commands and their children)
+BROWSER_ENV = {k: v for k, v in os.environ.items() if k not in ('LD_PRELOAD', 'MALLOC_CONF')}
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason='chromium is not installed (Debian: apt-get install -y chromium); '
                              'the headless-browser check of chapter 10 in JupyterLab is skipped')
@@ -67,7 +69,8 @@ def _chromium_dom(url: str, profile: Path, budget_ms: int = 20000) -> str:
              '--disable-background-networking', '--disable-component-update', '--disable-sync',
              '--disable-dev-shm-usage', f'--user-data-dir={profile}', f'--virtual-time-budget={budget_ms}',
              '--window-size=1280,4000']
-    r = subprocess.run([CHROMIUM, *flags, '--dump-dom', url], capture_output=True, text=True, timeout=180)
+    r = subprocess.run([CHROMIUM, *flags, '--dump-dom', url],
+                       env=BROWSER_ENV, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout
 
