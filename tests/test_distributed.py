@@ -49,8 +49,8 @@ def test_gradients_equal_single_process(ranks, i):
     s, single = SETTINGS[i], D.meta_gradients(0, 1, **SETTINGS[i])
     r0, r1 = ranks[0]['grads'][i], ranks[1]['grads'][i]
     assert all(torch.equal(r0[k], r1[k]) for k in single)              # identical on every rank
-    # float64 is the exactness check; in float32 the CPU engine's first inner step is one batched conv over a
-    # process's tasks (4 in one process, 2 per rank here), so the sums are ordered differently: rounding, ~1e-6.
+    # float64 is the exactness check. In float32 the sums are ordered differently: the CPU engine (a per-task loop)
+    # accumulates each task's meta-gradient into .grad, 4 tasks in one process, 2 per rank then an all-reduce here.
     assert D.rel_diff(r0, single) < (1e-12 if s['dtype'] == 'float64' else 1e-5)
     # and close tensor by tensor, on the scale of the whole gradient: a conv bias before BatchNorm has a meta-gradient
     # that is 0 up to rounding, so its own scale is the rounding noise
