@@ -10,7 +10,7 @@ __all__ = ['STUDY_SEEDS', 'BASE', 'FIELDS', 'MIN_LEARN_ITERS', 'STUDY_BUDGET', '
            'measure_study_costs', 'run_cost', 'grid_cost', 'cost_table', 'study_cmd', 'main']
 
 # %% ../nbs/08_study.ipynb #080daacd
-import builtins, json, multiprocessing, os, time
+import builtins, functools, json, multiprocessing, os, time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 import torch
@@ -44,6 +44,7 @@ def iterations(budget: str) -> int:
     return BUDGETS[budget]['epochs'] * BUDGETS[budget]['iters_per_epoch']
 
 # %% ../nbs/08_study.ipynb #1086892b
+@functools.lru_cache   # the figures ask for it once per record and group: build conv4 once per setting
 def initial_sparsity(init_sparsity: float, hidden: int = 64, n_way: int = 5) -> dict[str, float]:
     "Exact per-group sparsity at initialisation: each tensor of n entries starts with round(init_sparsity * n) shut."
     num, den = {}, {}
