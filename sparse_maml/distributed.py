@@ -129,9 +129,9 @@ def meta_gradients(rank: int, world: int,      # this process, number of process
     "Meta-gradients of a tiny conv4 on random tasks, the meta-batch split over `world` ranks and all-reduced."
     dt, g = getattr(torch, dtype), torch.Generator().manual_seed(seed)
     N, K, Q = 5, 1, 3
-    ep = Episodes(torch.randn(n_tasks, N * K, 1, 28, 28, generator=g, dtype=dt),
-                  torch.arange(N).repeat_interleave(K).repeat(n_tasks, 1),
-                  torch.randn(n_tasks, N * Q, 1, 28, 28, generator=g, dtype=dt),
+    randn = lambda *shape: torch.randn(shape, generator=g, dtype=torch.float64).to(dt)   # same draws in any dtype
+    ep = Episodes(randn(n_tasks, N * K, 1, 28, 28), torch.arange(N).repeat_interleave(K).repeat(n_tasks, 1),
+                  randn(n_tasks, N * Q, 1, 28, 28),
                   torch.arange(N).repeat_interleave(Q).repeat(n_tasks, 1))
     learner = make_learner(algo, init_conv4(1, 8, N, 28, seed=seed, dtype=dt), 0.4, n_inner_steps, seed=seed)
     loss, _ = learner.outer_loss(shard(ep, rank, world), reduction)    # every rank drew the same ep, computes its slice

@@ -1,11 +1,12 @@
 """Data parallelism over tasks (sparse_maml.distributed): two gloo processes on the CPU reproduce the single-process
-meta-gradients (float64 to rounding, float32 to 1e-6), evaluation split unevenly over ranks gathers to the same per-task
-results, `torchrun -m sparse_maml.distributed` runs the same check through torchrun's environment, and
-`torchrun -m sparse_maml.cli train` follows the single-process training run with rank 0 alone writing."""
+meta-gradients (float64 to rounding; float32 as close to the float64 truth as one process is), evaluation split
+unevenly over ranks gathers to the same per-task results, `torchrun -m sparse_maml.distributed` runs the same check
+through torchrun's environment, and `torchrun -m sparse_maml.cli train` follows the single-process training run
+with rank 0 alone writing."""
 import os, subprocess, sys
 import pytest, torch
 import sparse_maml.distributed as D
-from sparse_maml.backbone import init_conv4
+from sparse_maml.backbone import float32_error, init_conv4
 from sparse_maml.data import Episodes
 from sparse_maml.learners import make_learner
 
@@ -49,15 +50,23 @@ def test_gradients_equal_single_process(ranks, i):
     s, single = SETTINGS[i], D.meta_gradients(0, 1, **SETTINGS[i])
     r0, r1 = ranks[0]['grads'][i], ranks[1]['grads'][i]
     assert all(torch.equal(r0[k], r1[k]) for k in single)              # identical on every rank
-    # float64 is the exactness check. In float32 the sums are ordered differently: the CPU engine (a per-task loop)
-    # accumulates each task's meta-gradient into .grad, 4 tasks in one process, 2 per rank then an all-reduce here.
-    assert D.rel_diff(r0, single) < (1e-12 if s['dtype'] == 'float64' else 1e-5)
-    # and close tensor by tensor, on the scale of the whole gradient: a conv bias before BatchNorm has a meta-gradient
-    # that is 0 up to rounding, so its own scale is the rounding noise
-    scale = max(g.abs().max().item() for g in single.values())
-    for k in single:
-        torch.testing.assert_close(r0[k], single[k], rtol=1e-5 if s['dtype'] == 'float32' else 1e-10,
-                                   atol=(1e-5 if s['dtype'] == 'float32' else 1e-12) * scale)
+    if s['dtype'] == 'float64':           # the exactness check: the same sums in another order, to rounding
+        assert D.rel_diff(r0, single) < 1e-12
+        for k in single: torch.testing.assert_close(r0[k], single[k], rtol=1e-10, atol=1e-12 * _scale(single))
+        return
+    # float32: two processes compute the tasks in other batches (the CPU engine batches a process's first inner step)
+    # and sum them in another order, so they round differently. The bound comes from the float64 truth of the same
+    # inputs (the float64 setting draws the same numbers): two processes are as close to it as one process is, within
+    # a factor 4 and 64 unit roundoffs (the course's rule for float32, chapter 04). Measured with `float32_error` (units
+    # of u = 2^-24), one process and two: 36u and 36u on AVX-512, 32u and 32u under ATEN_CPU_CAPABILITY=avx2
+    # (2026-12-03, Intel Xeon).
+    truth = D.meta_gradients(0, 1, **dict(s, dtype='float64'))
+    one, two = float32_error(single, truth), float32_error(r0, truth)
+    assert two <= 4 * one + 64, (one, two)
+
+
+def _scale(g):   # a conv bias before BatchNorm has meta-gradient 0 up to rounding: compare on the whole's scale
+    return max(v.abs().max().item() for v in g.values())
 
 
 def test_distributed_eval_matches_learner(ranks):
