@@ -11,13 +11,18 @@ PY := $(BIN)/python
 export SPARSE_MAML_DATA ?= $(CURDIR)/data
 # Transparent huge pages for torch's large CPU allocations: fewer page faults, faster CPU training (chapter 09, 'The allocator').
 export THP_MEM_ALLOC_ENABLE ?= 1
-# jemalloc keeping the memory it frees: a 1.6x faster CPU engine on the course's machine (chapter 09, 'The allocator').
-# `make jemalloc` installs it where apt is available (test and quickstart do); without it the commands run as they
-# are. FAST prefixes the torch commands below (not every command: chromium and git keep their own allocator);
-# `make ... JEMALLOC=` runs without it.
+# jemalloc instead of glibc's malloc: fewer page faults, a faster CPU engine (chapter 09, 'The allocator'). It returns
+# memory unused for 10 s (dirty_decay_ms:10000; muzzy_decay_ms:0 so the pages leave the resident set at once). Until
+# 2026-12-03 it kept everything (dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true): in some runs its unused pages then
+# grew without bound, the quickstart's resident set from 0.7 to 3.6 GB in 2 minutes (1.4 GB/min; a user saw 10 GB in
+# 8 minutes). With the decay the quickstart peaks at 1.06 GB, flat, like glibc, at 95-115% of the old meta-iterations
+# per minute; at MiniImageNet shapes the engine is then 1.3x faster than with glibc instead of 2.3x (chapter 09,
+# 'Memory over a whole run'). `make jemalloc` installs it where apt is available (test and quickstart do); without
+# it the commands run as they are. FAST prefixes the torch commands below (not every command: chromium and git keep
+# their own allocator); `make ... JEMALLOC=` runs without it.
 JEMALLOC ?= 1
 FAST = env $$(lib=$$(ls /usr/lib/*-linux-gnu/libjemalloc.so.2 2>/dev/null | head -1); [ -n "$(JEMALLOC)" ] && \
-  [ -n "$$lib" ] && echo LD_PRELOAD=$$lib MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true)
+  [ -n "$$lib" ] && echo LD_PRELOAD=$$lib MALLOC_CONF=dirty_decay_ms:10000,muzzy_decay_ms:0)
 # Where Omniglot comes from: a local folder holding the zips, or `download` (official repository).
 OMNIGLOT_SOURCE ?= $(if $(wildcard ../shared/data/omniglot/*.zip),../shared/data/omniglot,download)
 # 2 cores: two notebooks at a time, one torch thread each.

@@ -20,8 +20,8 @@ SHAPES: dict[str, tuple[int, int]] = {'omniglot': (1, 28), 'miniimagenet': (3, 8
 def kaiming_std(shape: tuple[int, ...] | torch.Size,  # shape of the tensor, [fan_out, *fan_in dims]
                ) -> float:                              # sqrt(2 / fan_in)
     "Std of He et al.'s (Kaiming) normal init for a ReLU layer: sqrt(2 / fan_in), fan_in = prod(shape[1:])."
-    fan_in = math.prod(shape[1:]) if len(shape) > 1 else shape[0]
-    return math.sqrt(2 / fan_in)
+    if len(shape) < 2: raise ValueError(f'Kaiming init is for tensors of 2 or more dimensions, got {tuple(shape)}')
+    return math.sqrt(2 / math.prod(shape[1:]))
 
 # %% ../nbs/04_backbone.ipynb #8e42be87
 def init_conv4(in_channels: int = 1,      # image channels: 1 (Omniglot), 3 (MiniImageNet)

@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['SIZES', 'DEFAULT_SIZES', 'IMPLS', 'COLUMNS', 'BENCH_NOTES', 'BenchSize', 'GraphedStep', 'bench_learner', 'loss_fn',
-           'bench_episodes', 'check_gradients_of', 'measure', 'measure_in_subprocess', 'matmul_gflops', 'run_bench',
-           'check_gradients', 'machine', 'process_setup', 'bench_row', 'bench_header', 'bench_table', 'bench_cmd']
+           'bench_episodes', 'peak_rss_mb', 'check_gradients_of', 'measure', 'measure_in_subprocess', 'matmul_gflops',
+           'run_bench', 'check_gradients', 'machine', 'bf16_support', 'cpu_facts', 'process_setup', 'bench_row',
+           'bench_header', 'bench_table', 'bench_cmd', 'train_memory']
 
 # %% ../nbs/09_gpu.ipynb #ff3693ec
 import json, os, platform, resource, subprocess, sys, tempfile, time
@@ -18,6 +19,8 @@ from .config import PRECISIONS, RunError, TrainConfig, make_config, precision_co
 from .costs import format_hours, peak_tflops, project, task_flops
 from .data import EpisodeSampler, Episodes, synthetic_dataset
 from .learners import Learner, make_learner, reference_outer_loss
+from .quickstart import QUICKSTART
+from .runs import build_learner, eval_episodes, evaluate_episodes, load_data
 from .tasks import flat, make_optimisers, outer_step, rel_err
 
 # %% ../nbs/09_gpu.ipynb #b1696da8
@@ -107,12 +110,9 @@ def _status_kib(field: str) -> int:
     "A memory field of /proc/self/status in KiB (Linux)."
     return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(field + ':'))
 
-def _reset_peak_rss() -> int:
-    "Reset the process's peak resident set to the current one (Linux >= 4.0); the current resident set in KiB."
-    try:
-        with open('/proc/self/clear_refs', 'w') as f: f.write('5')
-    except OSError: pass
-    return _status_kib('VmRSS')
+def peak_rss_mb() -> float:
+    "The process's peak resident set so far (`VmHWM`, Linux), in MiB."
+    return _status_kib('VmHWM') / 2**10
 
 def _timed(fn, n: int | None, min_time: float, sync) -> list[float]:
     "Seconds of each call of `fn()` (synchronised): `n` calls, or as many as fit in `min_time` (1 to 50)."
@@ -124,10 +124,15 @@ def _timed(fn, n: int | None, min_time: float, sync) -> list[float]:
 
 def _median(xs: list[float]) -> float: return sorted(xs)[len(xs) // 2]
 
-def check_gradients_of(impl: str, size: str, device='cpu', seed: int = 0, hidden: int = 16) -> dict[str, Tensor]:
-    "Float64 meta-gradients ('theta', 'm': flat vectors) of `impl` on `size`'s shapes, steps and lr, `hidden` filters."
+def check_gradients_of(impl: str, size: str, device='cpu', seed: int = 0, hidden: int = 16,
+                       cuda_graphs: bool = False) -> dict[str, Tensor]:
+    "Float64 meta-gradients ('theta', 'm': flat) of one meta-iteration of `impl` as `measure` runs it (graphed or not)."
+    cfg = SIZES[size].config()
     learner = bench_learner(size, impl, device, seed, hidden, torch.float64)
-    loss_fn(impl, learner, SIZES[size].config().reduction)(bench_episodes(size, device, seed, torch.float64)).backward()
+    f, ep = loss_fn(impl, learner, cfg.reduction), bench_episodes(size, device, seed, torch.float64)
+    opts = make_optimisers(learner.theta, learner.meta, cfg.outer_lr, cfg.mask_lr, capturable=cuda_graphs)
+    step = lambda e: outer_step(opts, f(e))                     # what `measure` times: .grad is this step's gradient
+    (GraphedStep(step, opts, ep) if cuda_graphs else step)(ep)  # the graph: one replay from the restored weights
     return {'theta': flat({k: v.grad for k, v in learner.theta.items()}).cpu(),
             'm': flat({k: v.grad for k, v in learner.meta.items()}).cpu()}
 
@@ -141,8 +146,8 @@ def measure(size: str,                     # key of SIZES
             precision: str = 'fp32',       # see `precision_context`
             cuda_graphs: bool = False,     # engine on CUDA: replay each iteration as one CUDA graph
             seed: int = 0,                 # weights, mask and episodes
-            grads_path: str | None = None, # save `check_gradients_of(impl, size)` here (after timing)
-           ) -> dict:                      # ms (median), gflops, eval_ms (per task), peak_mb, sys_s, minflt, ...
+            grads_path: str | None = None, # save `check_gradients_of` (with the same graphs) here, after timing
+           ) -> dict:                      # ms (median), peak_mb (VmHWM), gflops, eval_ms (per task), sys_s, ...
     "Time meta-iterations (outer loss, backward, Adam steps for theta and m) and evaluation of `impl` on `size`."
     cfg, dev = SIZES[size].config(), torch.device(device)
     cuda, sampler = dev.type == 'cuda', bench_episodes(size, dev, seed)
@@ -156,17 +161,14 @@ def measure(size: str,                     # key of SIZES
     if graphs: step = GraphedStep(step, opts, sampler.sample(cfg.meta_batch))
     eps = [sampler.sample(cfg.meta_batch) for _ in range(4)]                   # sampling is not timed
     for i in range((3 if cuda else 1) if warmup is None else warmup): step(eps[i % 4])
-    if cuda: torch.cuda.reset_peak_memory_stats(dev)
-    base = torch.cuda.memory_allocated(dev) if cuda else _reset_peak_rss()
     ru, it = resource.getrusage(resource.RUSAGE_SELF), iter(range(10**6))
     times = _timed(lambda: step(eps[next(it) % 4]), repeats, min_time, sync)
     ru2 = resource.getrusage(resource.RUSAGE_SELF)
-    peak = (torch.cuda.max_memory_allocated(dev) - base) / 2**20 if cuda else (_status_kib('VmHWM') - base) / 2**10
     def evaluate():
         with precision_context(precision, dev): learner.evaluate(eps[0])
     ev = [] if impl == 'reference' else (evaluate(), _timed(evaluate, repeats, min_time / 2, sync))[1]   # warmed up
-    ms = _median(times) * 1e3
-    if grads_path: torch.save(check_gradients_of(impl, size, dev, seed), grads_path)   # after the memory reading
+    ms, peak = _median(times) * 1e3, torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else peak_rss_mb()
+    if grads_path: torch.save(check_gradients_of(impl, size, dev, seed, cuda_graphs=graphs), grads_path)   # after peak
     return dict(size=size, impl=impl, ms=ms, n=len(times), gflops=cfg.meta_batch * task_flops(cfg) / ms / 1e6,
                 eval_ms=_median(ev) * 1e3 / cfg.meta_batch if ev else None, peak_mb=peak,
                 sys_s=(ru2.ru_stime - ru.ru_stime) / len(times), minflt=(ru2.ru_minflt - ru.ru_minflt) / len(times),
@@ -174,16 +176,16 @@ def measure(size: str,                     # key of SIZES
 
 # %% ../nbs/09_gpu.ipynb #5adf2184
 def _worker(spec: str):
-    "Entry point of a measuring subprocess: `measure(**kw)` or `matmul_gflops(**kw)`, printed as one JSON line."
+    "Entry point of a measuring subprocess: `measure`, `matmul_gflops` or `train_memory` (`what`), one JSON line."
     kw = json.loads(spec)
     if kw.pop('threads', None): torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
-    fn = matmul_gflops if kw.pop('what', 'measure') == 'matmul' else measure
+    fn = {'measure': measure, 'matmul': matmul_gflops, 'train': train_memory}[kw.pop('what', 'measure')]
     print(json.dumps(fn(**kw)))
 
 def measure_in_subprocess(threads: int | None = None,  # torch threads of the process (OMP_NUM_THREADS); None: inherited
                           env: dict | None = None,     # extra environment variables (e.g. an allocator's)
-                          **kw):                       # arguments of `measure` (or what='matmul' and `matmul_gflops`'s)
-    "`measure(**kw)` (or `matmul_gflops`) in a fresh Python process (clean memory and allocator readings); its result."
+                          **kw):                       # `measure`'s arguments, or what='matmul'/'train' and theirs
+    "`measure(**kw)` (or `matmul_gflops`, `train_memory`) in a fresh process (clean memory and allocator readings)."
     env = dict(os.environ, **({'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads)} if threads else {}),
                **(env or {}))
     env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')   # idle OpenMP threads sleep: spinning ones ruin timings when shared
@@ -256,15 +258,36 @@ def machine(device='cpu', threads: int | None = None) -> str:
     n = threads or torch.get_num_threads()
     return f"{cpu or platform.processor() or 'CPU'} ({os.cpu_count()} cores), {n} torch threads"
 
+def _cpu_flags() -> set[str]:
+    "The CPU's feature flags (x86 'flags', ARM 'Features' of /proc/cpuinfo); empty where there is no such file."
+    if not os.path.exists('/proc/cpuinfo'): return set()
+    return set(next((l.split(':', 1)[1].split() for l in open('/proc/cpuinfo') if l.startswith(('flags', 'Features'))),
+                    []))
+
+def bf16_support() -> str:
+    "'native (its instructions)' where this CPU has bfloat16 arithmetic and oneDNN may use it, else 'emulated (why)'."
+    have = sorted(_cpu_flags() & {'avx512_bf16', 'amx_bf16', 'bf16'})   # x86: AVX512-BF16, AMX; ARM: BF16
+    if not have: return 'emulated (no avx512_bf16, amx_bf16 or bf16 in /proc/cpuinfo)'
+    try: usable = torch.ops.mkldnn._is_mkldnn_bf16_supported()         # False under ONEDNN_MAX_CPU_ISA=AVX2
+    except (AttributeError, RuntimeError): usable = True
+    if not usable: return (f"emulated (the CPU has {', '.join(have)}, but oneDNN may not use it: "
+                           f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '?')})")
+    return f"native ({', '.join(have)})"
+
+def cpu_facts() -> str:
+    "The vector instructions torch dispatches to (`torch.backends.cpu.get_cpu_capability()`) and bf16's support."
+    return f"CPU capability {torch.backends.cpu.get_cpu_capability()}, bf16 {bf16_support()}"
+
 def process_setup() -> str:
     "The allocator settings the measuring processes inherit (see 'The allocator')."
     jemalloc = 'jemalloc' in os.environ.get('LD_PRELOAD', '')
+    conf = f" MALLOC_CONF={os.environ.get('MALLOC_CONF', '(defaults)')}" if jemalloc else ''
     return (f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}, "
-            f"{'jemalloc (LD_PRELOAD)' if jemalloc else 'glibc malloc'}, "
+            f"{'jemalloc (LD_PRELOAD)' + conf if jemalloc else 'glibc malloc'}, "
             f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}")
 
-COLUMNS = (('size', 18), ('impl', 16), ('ms/iter', 8), ('GFLOP/s', 8), ('% mm', 5), ('% peak', 7), ('speed-up', 9),
-           ('eval ms/task', 13), ('peak MB', 8), ('grad err theta/m', 17), ('full run (projected)', 0))
+COLUMNS = (('size', 18), ('impl', 16), ('ms/iter', 8), ('peak MB', 8), ('GFLOP/s', 8), ('% mm', 5), ('% peak', 7),
+           ('speed-up', 9), ('eval ms/task', 13), ('grad err theta/m', 17), ('full run (projected)', 0))
 
 def bench_row(r: dict,                 # a result of `measure` (with speedup, err_theta, err_m when compared)
               mm_gflops: float | None = None,  # the machine's measured matmul rate (`matmul_gflops`)
@@ -272,10 +295,10 @@ def bench_row(r: dict,                 # a result of `measure` (with speedup, er
     "One measured row as a line of the benchmark table."
     peak, cfg = peak_tflops(r['device'], r['precision']), SIZES[r['size']].config()
     cells = (r['size'], r['impl'] + (' +graphs' if r.get('cuda_graphs') else ''), f"{r['ms']:.0f}",
-             f"{r['gflops']:.0f}", f"{100 * r['gflops'] / mm_gflops:.0f}" if mm_gflops else '-',
+             f"{r['peak_mb']:.0f}", f"{r['gflops']:.0f}", f"{100 * r['gflops'] / mm_gflops:.0f}" if mm_gflops else '-',
              f"{r['gflops'] / 10 / peak:.1f}" if peak else '-',
              f"{r['speedup']:.2f}x" if 'speedup' in r else '', f"{r['eval_ms']:.1f}" if r.get('eval_ms') else '-',
-             f"{r['peak_mb']:.0f}", f"{r['err_theta']:.0e}/{r['err_m']:.0e}" if 'err_m' in r else '',
+             f"{r['err_theta']:.0e}/{r['err_m']:.0e}" if 'err_m' in r else '',
              f"{format_hours(project(cfg, r['ms'])['total_h'])} ({SIZES[r['size']].preset})")
     return ' '.join(c.ljust(w) for c, (_, w) in zip(cells, COLUMNS)).rstrip()
 
@@ -283,10 +306,10 @@ def bench_header() -> str:
     "The column names of the benchmark table."
     return ' '.join(n.ljust(w) for n, w in COLUMNS).rstrip()
 
-BENCH_NOTES = ("ms/iter: median meta-iteration (outer loss, backward, 2 Adam steps); GFLOP/s: conv FLOPs / time; "
-               "% mm: of the measured matmul rate; % peak: of the vendor's peak (GPUs);\n"
-               "speed-up: reference ms / this ms; "
-               "eval ms/task: `evaluate` (no outer graph) per task; peak MB: {memory} during the iterations; "
+BENCH_NOTES = ("ms/iter: median meta-iteration (outer loss, backward, 2 Adam steps); peak MB: {memory} of the "
+               "row's process (set-up, iterations, evaluation); GFLOP/s: conv FLOPs / time;\n"
+               "% mm: of the measured matmul rate; % peak: of the vendor's peak (GPUs); "
+               "speed-up: reference ms / this ms; eval ms/task: `evaluate` (no outer graph) per task; "
                "grad err: float64 meta-gradients vs the reference's (16 filters); full run: the preset at this speed")
 
 def bench_table(rows: list[dict], mm_gflops: float | None = None) -> str:
@@ -296,8 +319,8 @@ def bench_table(rows: list[dict], mm_gflops: float | None = None) -> str:
 
 def _memory_note(device) -> str:
     "How the peak-memory column was read on `device`."
-    return 'torch.cuda.max_memory_allocated growth' if torch.device(device).type == 'cuda' else \
-        'growth of the peak resident set (VmHWM)'
+    return 'torch.cuda.max_memory_allocated' if torch.device(device).type == 'cuda' else \
+        'peak resident set (VmHWM)'
 
 # %% ../nbs/09_gpu.ipynb #a379796a
 def _names(s: str, allowed, what: str) -> list[str]:
@@ -324,13 +347,38 @@ def bench_cmd(device: Param("cpu, cuda or cuda:N", str) = 'cpu',
     if any(v is not None and v < low for v, low in ((repeats, 1), (warmup, 0), (threads, 1))):
         raise RunError("--repeats and --threads must be at least 1, --warmup at least 0")
     if precision not in PRECISIONS: raise RunError(f"--precision: choose from {', '.join(PRECISIONS)}")
+    if not device.startswith('cuda') and (precision == 'tf32' or cuda_graphs):   # the label must say what ran
+        raise RunError("--precision tf32 and --cuda-graphs are CUDA modes; on the CPU use fp32 or bf16 without graphs")
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise RunError("--device cuda but CUDA is not available")
     mm = measure_in_subprocess(threads, what='matmul', device=device, precision=precision)
     print(f"sparse-maml bench {time.strftime('%Y-%m-%d %H:%M')}: {machine(device, threads)}, {precision}"
-          f"{', CUDA graphs' if cuda_graphs else ''}, torch {torch.__version__}\nprocess: {process_setup()}; "
+          f"{', CUDA graphs' if cuda_graphs else ''}, torch {torch.__version__}\n"
+          f"{'cpu: ' + cpu_facts() + chr(10) if not device.startswith('cuda') else ''}process: {process_setup()}; "
           f"ceiling: torch.mm 2048x2048 at {mm:.0f} GFLOP/s\n{bench_header()}", flush=True)
     rows = run_bench(names, device, threads, warmup, repeats, min_time, precision, cuda_graphs, tuple(impl_list),
                      on_row=lambda r: print(bench_row(r, mm), flush=True))
     print(BENCH_NOTES.format(memory=_memory_note(device)))
     check_gradients(rows)
+
+# %% ../nbs/09_gpu.ipynb #5e1d7c2a
+def train_memory(seconds: float = 90.0,   # wall-clock time of meta-training (validations included)
+                 every: float = 5.0,      # seconds between two readings of the resident set
+                 val_every: int = 50,     # meta-iterations between two validations (the quickstart's 25 episodes)
+                 **fields,                # TrainConfig overrides of the quickstart's settings (e.g. data_dir)
+                ) -> dict:                # iters, per_min, peak_mb (VmHWM), rss: [seconds, meta-iterations, MiB], ...
+    "The quickstart's meta-training for `seconds` in this process: meta-iterations per minute, resident set over time."
+    cfg = make_config('omniglot-5w1s', **{**QUICKSTART, **fields})
+    data = load_data(cfg, ('train', 'val'))
+    learner, val = build_learner(cfg), eval_episodes(data['val'], cfg)
+    opts = make_optimisers(learner.theta, learner.meta, cfg.outer_lr, cfg.mask_lr)
+    sampler = EpisodeSampler(data['train'], cfg.n_way, cfg.k_shot, cfg.n_query, seed=cfg.seed)
+    n, rss, t0 = 0, [], time.perf_counter()
+    while (t := time.perf_counter() - t0) < seconds:
+        if not rss or t - rss[-1][0] >= every: rss.append([round(t, 1), n, _status_kib('VmRSS') / 2**10])
+        outer_step(opts, learner.outer_loss(sampler.sample(cfg.meta_batch), cfg.reduction)[0])
+        n += 1
+        if n % val_every == 0: evaluate_episodes(learner, val)
+    t = time.perf_counter() - t0
+    return dict(iters=n, seconds=t, per_min=60 * n / t, peak_mb=peak_rss_mb(), rss=rss, threads=torch.get_num_threads())
+

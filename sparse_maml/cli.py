@@ -15,12 +15,14 @@ from .prepare import PrepareError
 from .prepare_cli import prepare_cmd
 from .learners import ALGOS
 from .distributed import is_main
-from .config import PRESETS, RunError, make_config, parse_override, read_config
+import torch
+from .config import PRESETS, RunError, TrainConfig, make_config, parse_override, read_config
+from .costs import format_hours, project, task_flops
 from .runs import group_sparsity, read_metrics
 from .train import evaluate_run, load_run, train
 from .study import study_cmd
 from .quickstart import quickstart_cmd
-from .bench import bench_cmd
+from .bench import bench_cmd, cpu_facts, machine, matmul_gflops
 
 # %% ../nbs/11_cli.ipynb #9dabad4b
 class UsageError(Exception):
@@ -53,6 +55,14 @@ def _train_config(preset, fields: dict, resume):
     if resume: return make_config(preset or read_config(resume)[0], **fields) if preset or fields else None
     return make_config(preset or 'omniglot-5w1s', **fields)
 
+def _check_cpu_run(cfg: TrainConfig, preset: str | None):
+    "Refuse (`RunError`) a MiniImageNet run that `device='auto'` would put on a CPU, with its projected time."
+    if cfg.device != 'auto' or cfg.dataset != 'miniimagenet' or torch.cuda.is_available(): return
+    ms = cfg.meta_batch * task_flops(cfg) / matmul_gflops(n=512, repeats=3) / 1e6   # at this CPU's matmul rate
+    raise RunError(f"{preset or 'this MiniImageNet run'} would run on the CPU (no CUDA here) and take at least "
+                   f"{format_hours(project(cfg, ms)['total_h'])} (its FLOPs at this CPU's matrix-product rate, chapter "
+                   "08b); pass --device cuda on a GPU machine, or --device cpu to run it here anyway")
+
 def train_cmd(preset: Param(f"preset: {', '.join(PRESETS)} (default: omniglot-5w1s)", str) = None,
               algo: Param("meta-learning algorithm (default: the preset's, sparse-maml)", str, choices=ALGOS) = None,
               seed: Param("random seed: the same seed gives the same numbers on CPU", int) = None,
@@ -70,6 +80,7 @@ def train_cmd(preset: Param(f"preset: {', '.join(PRESETS)} (default: omniglot-5w
     if resume and run_dir and Path(run_dir).resolve() != Path(resume).resolve():
         raise RunError(f"--resume {resume} and --run-dir {run_dir} disagree; give only --resume")
     cfg = _train_config(preset, fields, resume)
+    _check_cpu_run(cfg or read_config(resume)[0], preset)
     run_dir = resume or run_dir or f"runs/{preset or 'omniglot-5w1s'}-{cfg.algo}-s{cfg.seed}"
     rec = train(cfg, run_dir, resume=bool(resume), progress=not quiet, overwrite=overwrite,
                 stop_after_epochs=stop_after_epochs)
@@ -138,8 +149,9 @@ def info_cmd(run_dir: Param("a run directory to describe", str, opt=False, nargs
              data_dir: Param("dataset cache root (default: the run's, else $SPARSE_MAML_DATA or ~/.cache/sparse-maml)",
                              str) = None,
              checkpoint: Param("checkpoint to read the sparsity from", str, choices=['best', 'last']) = 'best'):
-    "Show the dataset caches found, and the presets or a run's settings, progress, results and per-group sparsity."
+    "Show the CPU, the dataset caches found, and the presets or a run's settings, progress, results and sparsity."
     if run_dir: data_dir = data_dir or read_config(run_dir)[0].data_dir
+    print(f"cpu: {machine()}; {cpu_facts()}")
     print(caches_report(data_dir))
     print(run_report(run_dir, checkpoint) if run_dir
           else 'presets (sparse-maml train --preset NAME):\n' + presets_table())

@@ -8,7 +8,7 @@ __all__ = ['PEAK_TFLOPS', 'conv4_flops', 'task_flops', 'project', 'peak_tflops',
 # %% ../nbs/08b_costs.ipynb #930e8b49
 import torch
 from .backbone import SHAPES
-from .config import TrainConfig, make_config
+from .config import TrainConfig, is_validation_epoch, make_config
 
 # %% ../nbs/08b_costs.ipynb #dc283094
 def conv4_flops(n_images: int,     # images in the batch
@@ -36,15 +36,17 @@ def project(cfg: TrainConfig,     # a run's settings
             ms_per_iter: float,   # measured (or assumed) milliseconds per meta-iteration
            ) -> dict:             # hours: train_h, eval_h, total_h
     "Projected hours of a full run of `cfg`: meta-training, every validation and the test (evaluation scaled by FLOPs)."
-    n_val = cfg.epochs // cfg.val_every + (cfg.epochs % cfg.val_every > 0)   # validations (always after the last epoch)
+    n_val = sum(is_validation_epoch(cfg, e) for e in range(1, cfg.epochs + 1))     # validations
     ms_task = ms_per_iter / cfg.meta_batch * task_flops(cfg, False) / task_flops(cfg)   # one evaluation task
     train_h = cfg.epochs * cfg.iters_per_epoch * ms_per_iter / 3.6e6
     eval_h = (n_val * cfg.n_val_episodes + cfg.n_test_episodes) * ms_task / 3.6e6
     return dict(train_h=train_h, eval_h=eval_h, total_h=train_h + eval_h)
 
 # %% ../nbs/08b_costs.ipynb #8a513ff6
-PEAK_TFLOPS = {'H200': dict(fp32=67, tf32=495, bf16=989), 'H100': dict(fp32=67, tf32=495, bf16=989),
-               'A100': dict(fp32=19.5, tf32=156, bf16=312)}   # dense peaks (SXM), vendor data sheets
+PEAK_TFLOPS = {'H200': dict(fp32=67, tf32=495, bf16=989),                      # SXM; dense peaks, vendor data sheets
+               'H100 PCIe': dict(fp32=51, tf32=378, bf16=756), 'H100 NVL': dict(fp32=60, tf32=417, bf16=835),
+               'H100': dict(fp32=67, tf32=495, bf16=989),                      # any other H100: the SXM part
+               'A100': dict(fp32=19.5, tf32=156, bf16=312)}                    # SXM and PCIe alike
 
 def peak_tflops(device, precision: str = 'fp32') -> float | None:
     "The vendor's dense peak TFLOP/s of `device` at `precision`, when known (None for CPUs and unlisted GPUs)."

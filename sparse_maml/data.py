@@ -124,7 +124,7 @@ def make_episodes(dataset: FewShotDataset,  # the split the indices point into
 
 # %% ../nbs/05_data.ipynb #12c2e36e
 class EpisodeSampler:
-    "Seeded, resumable source of N-way K-shot meta-batches from one `FewShotDataset`, drawn on its device."
+    "Seeded, resumable source of N-way K-shot meta-batches from one `FewShotDataset`: the same on every device."
     def __init__(self, dataset: FewShotDataset,  # the split to draw from (its images' device is used)
                  n_way: int,                     # N, classes per task
                  k_shot: int,                    # K, support images per class
@@ -139,12 +139,13 @@ class EpisodeSampler:
             raise ValueError(f'k_shot + n_query = {k_shot + n_query} is larger than the {n_per_class} images per class '
                              f'of {dataset.name} {dataset.split}')
         self.dataset, self.n_way, self.k_shot, self.n_query, self.seed = dataset, n_way, k_shot, n_query, seed
-        self.generator = torch.Generator(device=dataset.images.device).manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)          # on the CPU: the same stream on every device
+        self.class_index = dataset.class_index.cpu()
 
     def sample(self, n_tasks: int) -> Episodes:
         "The next meta-batch of `n_tasks` episodes."
-        idx = sample_indices(self.dataset.class_index, n_tasks, self.n_way, self.k_shot + self.n_query, self.generator)
-        return make_episodes(self.dataset, idx, self.k_shot)
+        idx = sample_indices(self.class_index, n_tasks, self.n_way, self.k_shot + self.n_query, self.generator)
+        return make_episodes(self.dataset, idx.to(self.dataset.images.device), self.k_shot)
 
     def state_dict(self) -> dict:
         "Configuration and generator state: `load_state_dict` of it continues the exact same stream."
@@ -172,7 +173,8 @@ class FixedEpisodes(Sequence):
                  seed: int = EVAL_SEED, batch_size: int = 20):
         sampler = EpisodeSampler(dataset, n_way, k_shot, n_query, seed)  # checks the configuration
         self.dataset, self.k_shot, self.batch_size, self.n_episodes = dataset, k_shot, batch_size, n_episodes
-        self.idx = sample_indices(dataset.class_index, n_episodes, n_way, k_shot + n_query, sampler.generator)
+        self.idx = sample_indices(sampler.class_index, n_episodes, n_way, k_shot + n_query, sampler.generator).to(
+            dataset.class_index.device)                                      # drawn on the CPU: the same everywhere
 
     def __len__(self): return math.ceil(self.n_episodes / self.batch_size)
 
@@ -186,7 +188,7 @@ class FixedEpisodes(Sequence):
 
 # %% ../nbs/05_data.ipynb #57430da6
 def fixed_episodes(dataset: FewShotDataset,  # usually the val or test split
-                   n_episodes: int,          # e.g. 500 for validation, 600 for test
+                   n_episodes: int,          # e.g. 500 for validation, 300 for test (the paper)
                    n_way: int,               # N
                    k_shot: int,              # K
                    n_query: int = 15,        # Q

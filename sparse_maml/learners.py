@@ -26,7 +26,7 @@ from .masks import PRECONDITIONERS, update_sparsity
 class AlgoSpec:
     "What distinguishes one meta-learner; the inner loop, the batching and the outer loss are shared."
     adapt: str = 'all'                # which parameters the inner loop adapts: a key of `ADAPT`
-    preconditioner: str = 'identity'  # M, a key of `masks.PRECONDITIONERS`: 'identity' | 'lr' | 'step' | 'relu'
+    preconditioner: str = 'identity'  # M, a key of `masks.PRECONDITIONERS`: 'identity', 'lr', 'step', 'relu', ...
     first_order: bool = True          # inner gradients as constants (FOMAML) or differentiated through (MAML)
     meta_init: str | None = None      # initialiser of the meta-parameters, a key of `META_INITS`; None: none
 
@@ -55,14 +55,17 @@ def _stream_seed(seed: int, stream: str) -> int:
 def init_kaiming_mask(params: Params,              # parameters the mask gates (keys, shapes, dtype, device)
                       init_sparsity: float = 0.5,  # fraction of shut entries (m < 0) in every tensor
                       seed: int = 0,               # seed of the draw
-                      unit: bool = False,          # std 1 instead of Kaiming's sqrt(2 / fan_in)
+                      unit: bool = False,          # std 1 instead of Kaiming's sqrt(2 / fan_in) (tensors of 2+ dims)
                      ) -> Params:                  # leaf tensors with requires_grad=True
-    "Mask parameters m: Kaiming normal draws, shifted per tensor so that exactly `init_sparsity` of them are negative."
+    "Mask m: Kaiming normal draws (1-D tensors: U(-1/2, 1/2)), shifted per tensor so exactly `init_sparsity` are < 0."
     g = torch.Generator().manual_seed(_stream_seed(seed, 'mask'))
     out = {}
     for k, p in params.items():
-        std = 1.0 if unit else kaiming_std(p.shape)
-        m = shift_to_sparsity(torch.randn(p.shape, generator=g, dtype=torch.float64) * std, init_sparsity, gap=std)
+        if p.dim() >= 2:
+            std = 1.0 if unit else kaiming_std(p.shape)
+            draw = torch.randn(p.shape, generator=g, dtype=torch.float64) * std
+        else: draw, std = torch.rand(p.shape, generator=g, dtype=torch.float64) - 0.5, 0.5   # the authors' 1-D rule
+        m = shift_to_sparsity(draw, init_sparsity, gap=std)
         out[k] = m.to(device=p.device, dtype=p.dtype).requires_grad_()
     return out
 
@@ -80,7 +83,8 @@ SPECS: dict[str, AlgoSpec] = {
     'anil':             AlgoSpec(adapt='head'),
     'metasgd':          AlgoSpec(preconditioner='lr', meta_init='ones'),
     'sparse-maml':      AlgoSpec(preconditioner='step', meta_init='mask'),
-    'sparse-relu-maml': AlgoSpec(preconditioner='relu', meta_init='mask-unit'),
+    'sparse-relu-maml': AlgoSpec(preconditioner='relu', meta_init='ones'),        # the authors' runs: m = 1
+    'sparse-relu-maml-plain': AlgoSpec(preconditioner='relu-plain', meta_init='mask-unit'),
 }
 ALGOS = tuple(SPECS)
 
@@ -334,7 +338,7 @@ def adapt(self: Learner,
 @patch
 def sparsity(self: Learner) -> dict[str, float]:
     "Update sparsity (fraction of m < 0) per parameter key, for the mask learners; {} for the others."
-    return update_sparsity(self.meta) if self.spec.preconditioner in ('step', 'relu') else {}
+    return update_sparsity(self.meta) if self.spec.preconditioner in ('step', 'relu', 'relu-plain') else {}
 
 # %% ../nbs/06_learners.ipynb #b11eb52e
 @patch

@@ -55,7 +55,7 @@ def table1_rows(budget: str) -> list[tuple[str, dict]]:
     "Table 1's rows: each algorithm at its own settings (`TABLE_SETTINGS`) at the study's budget, else the centre's."
     own = budget == STUDY_BUDGET
     return [(f"{a} (inner lr {TABLE_SETTINGS[a]['inner_lr'] if own else 'of the centre'})",
-             dict(algo=a, **(TABLE_SETTINGS[a] if own else {}))) for a in ALGOS]
+             dict(algo=a, **(TABLE_SETTINGS[a] if own else {}))) for a in ALGOS if a in TABLE_SETTINGS]
 
 def sparsity_table(records: list[dict], budget: str, rows: list[tuple[str, dict]], groups=GROUPS) -> str:
     "Markdown: final update sparsity (%) of the best checkpoint per group, mean +- std over seeds (count)."
@@ -83,7 +83,7 @@ def plot_sparsity_curves(records: list[dict], budget: str, **changes):
     for ax, groups in zip(axs, CURVE_GROUPS):
         x = [0] + [c['step'] for c in rs[0]['curve']]
         for g in groups:
-            start = lambda r: initial_sparsity(r['init_sparsity'], r['hidden'])[g]
+            start = lambda r: initial_sparsity(r['init_sparsity'], r['hidden'], algo=r['algo'])[g]
             _band(ax, x, [[start(r)] + [c['sparsity'][g] for c in r['curve']] for r in rs], g)
         ax.set_xlabel('meta-iteration'); ax.legend(fontsize=7, ncol=2)
     axs[0].set_ylabel('update sparsity (%)')
@@ -203,7 +203,7 @@ def _holds(claim: Claim, ms: list[float], points: list[dict]) -> bool:
     if r == 'gap rises': return kendall_tau([a - b for a, b in zip(ms[::2], ms[1::2])]) >= 0.6
     if r == 'fails': return ms[-1] <= min(max(ms[1:-1]), ms[0]) - d
     if r == 'converge':
-        start = [initial_sparsity(p['init_sparsity'], p['hidden'])['overall'] for p in points]
+        start = [initial_sparsity(p['init_sparsity'], p['hidden'], algo=p['algo'])['overall'] for p in points]
         return max(ms) - min(ms) < (max(start) - min(start)) / 2
     raise ValueError(f"unknown rule {r!r}")
 

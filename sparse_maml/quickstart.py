@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from fastcore.script import Param, store_true
 from .tasks import make_optimisers, outer_step
-from .config import make_config, TrainConfig, RunError
+from .config import make_config, resolve_device, TrainConfig, RunError
 from .data import EpisodeSampler
 from .runs import build_learner, eval_episodes, load_data
 from .train import train
@@ -36,15 +36,17 @@ def time_per_step(cfg: TrainConfig,  # the run's settings (a throw-away learner 
                   n: int = 4,        # timed outer steps (after one warm-up step)
                  ) -> tuple[float, float]:  # (seconds per outer step, seconds per evaluated episode)
     "Measure the speed of this machine for `cfg`: one outer step (forward, backward, Adam) and one evaluated episode."
-    learner = build_learner(cfg)
+    dev = resolve_device(cfg.device)
+    sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
+    learner = build_learner(cfg, dev)
     opts = make_optimisers(learner.theta, learner.meta, cfg.outer_lr, meta_lr=cfg.mask_lr)
     sampler = EpisodeSampler(data['train'], cfg.n_way, cfg.k_shot, cfg.n_query, seed=cfg.seed + 12345)
     for i in range(n + 1):
-        if i == 1: t0 = time.perf_counter()
+        if i == 1: sync(); t0 = time.perf_counter()
         outer_step(opts, learner.outer_loss(sampler.sample(cfg.meta_batch), cfg.reduction)[0])
-    step = (time.perf_counter() - t0) / n
+    sync(); step = (time.perf_counter() - t0) / n
     ep = eval_episodes(data['val'], cfg, cfg.eval_batch)[0]
-    t0 = time.perf_counter(); learner.evaluate(ep)
+    t0 = time.perf_counter(); learner.evaluate(ep); sync()
     return step, (time.perf_counter() - t0) / cfg.eval_batch
 
 # %% ../nbs/08a_quickstart.ipynb #3810a67a
@@ -96,10 +98,15 @@ def plan_run(minutes: float,                # wall-clock budget of the run
     "The quickstart's settings (`QUICKSTART` with `fields`), sized to `minutes` on this machine."
     t0 = time.time()
     cfg = make_config('omniglot-5w1s', **{**QUICKSTART, 'seed': seed, **fields})
-    step_s, episode_s = time_per_step(cfg, load_data(cfg, ('train', 'val')))
+    step_s, episode_s = time_per_step(cfg, load_data(cfg, ('train', 'val'), resolve_device(cfg.device)))
     plan = plan_budget(60 * minutes - (time.time() - t0), step_s, episode_s, cfg)
     if max_iters: plan['iters_per_epoch'] = max(1, min(plan['iters_per_epoch'], max_iters // plan['epochs']))
     return make_config(cfg, **plan), step_s
+
+def _where(device: str) -> str:
+    "Where the quickstart runs, for its first line: '2 threads' on a CPU, the GPU's name on CUDA."
+    dev = resolve_device(device)
+    return torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'{torch.get_num_threads()} threads'
 
 def _line(name: str, rec: dict) -> str:
     "One line of the accuracy report."
@@ -115,7 +122,8 @@ def report(out: dict,          # name -> test record, sparse-MAML first
     for name, rec in out.items(): print(_line(name if name != 'fomaml' else 'fomaml (same budget)', rec))
     if (c := out.get('fomaml (cached)')):
         print(f"  (cached: {c['meta_iterations']} meta-iterations, from `{c['command']}`)")
-    init, n_iter = initial_sparsity(cfg.init_sparsity, cfg.hidden, cfg.n_way), cfg.epochs * cfg.iters_per_epoch
+    init = initial_sparsity(cfg.init_sparsity, cfg.hidden, cfg.n_way, cfg.algo)
+    n_iter = cfg.epochs * cfg.iters_per_epoch
     print("\nupdate sparsity per group (fraction of mask entries m < 0) after training:\n"
           + sparsity_table(out['sparse-maml'], init))
     png = plot_sparsity(out['sparse-maml'], run_dir / 'sparsity.png', init,
@@ -136,8 +144,9 @@ def quickstart(minutes: float = 8.0,          # wall-clock budget of the sparse-
     cfg, step_s = plan_run(minutes, seed, max_iters, **fields)
     n_iter = cfg.epochs * cfg.iters_per_epoch
     print(f"sparse-MAML, Omniglot 5-way 1-shot: {n_iter} meta-iterations of {cfg.meta_batch} tasks "
-          f"({step_s:.2f} s each on {torch.get_num_threads()} threads), budget {minutes:g} min", flush=True)
-    label = dict(command=f"sparse-maml quickstart --minutes {minutes:g} --seed {seed} --baseline {baseline}",
+          f"({step_s:.2f} s each on {_where(cfg.device)}), budget {minutes:g} min", flush=True)
+    device = '' if cfg.device == 'cpu' else f' --device {cfg.device}'
+    label = dict(command=f"sparse-maml quickstart --minutes {minutes:g} --seed {seed} --baseline {baseline}{device}",
                  meta_iterations=n_iter, date=time.strftime('%Y-%m-%d'))   # what nbs/results keeps with a record
     out = {'sparse-maml': train(cfg, run_dir / cfg.algo, progress=progress, overwrite=True)}
     (run_dir / 'run.json').write_text(json.dumps({**out['sparse-maml'], **label}, indent=1) + '\n')
@@ -155,6 +164,7 @@ def quickstart_cmd(minutes: Param("wall-clock budget of the sparse-MAML run, in 
                    run_dir: Param("where the runs and the figure go", str) = 'runs/quickstart',
                    baseline: Param("first-order MAML baseline: the committed result, trained with the same budget, "
                                    "or none", str, choices=['cached', 'train', 'none']) = 'cached',
+                   device: Param("cpu, cuda or cuda:N (the budget is sized on it)", str) = 'cpu',
                    quiet: Param("no progress output", store_true) = False):
     "A short sparse-MAML run on Omniglot 5-way 1-shot within a CPU budget, against first-order MAML."
-    quickstart(minutes, seed, run_dir, baseline, progress=not quiet)
+    quickstart(minutes, seed, run_dir, baseline, progress=not quiet, device=device)

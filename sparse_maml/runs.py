@@ -9,7 +9,7 @@ __all__ = ['CKPT_KEYS', 'check_dataset', 'load_data', 'eval_episodes', 'mean_ci'
            'eval_settings']
 
 # %% ../nbs/07a_runs.ipynb #df48f075
-import builtins, json, math, os, random, sys
+import builtins, json, math, os, random, shutil, sys
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np, torch
@@ -136,22 +136,28 @@ def read_metrics(run_dir) -> list[dict]:
     return [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
 
 def check_run_dir(cfg: TrainConfig | None, run_dir: Path, resume: bool, overwrite: bool) -> TrainConfig:
-    "Check `cfg` against `run_dir` without writing: the saved config on resume, no existing run otherwise."
+    "Check `cfg` against `run_dir` without writing: on resume the saved config (`epochs` may rise, `device` change)."
     if resume:
         saved_cfg, saved = read_config(run_dir)
         if cfg is None: cfg = saved_cfg
-        diff = config_diff(saved, asdict(cfg))
-        if diff: raise RunError(f"cannot resume {run_dir}: the config differs from the saved one in {'; '.join(diff)}")
+        diff = [d for d in config_diff(saved, asdict(cfg)) if not d.startswith(('epochs:', 'device:'))]
+        if diff: raise RunError(f"cannot resume {run_dir}: only epochs (upwards) and device may change, and the config "
+                                f"differs from the saved one in {'; '.join(diff)}")
+        if cfg.epochs < saved_cfg.epochs:
+            raise RunError(f"cannot resume {run_dir} with fewer epochs ({saved_cfg.epochs} -> {cfg.epochs}); "
+                           "epochs may only rise")
     elif (run_dir / 'config.json').exists() and not overwrite:
         raise RunError(f"{run_dir} already holds a run: continue it (resume=True, --resume) "
                        "or replace it (overwrite=True, --overwrite)")
     return check_config(cfg)
 
-def start_run_dir(cfg: TrainConfig, run_dir: Path):
-    "A new run: remove an old run's checkpoints and metrics, write `config.json`."
-    for f in ('last.pt', 'best.pt', 'metrics.jsonl'): (run_dir / f).unlink(missing_ok=True)
+def start_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool = False):
+    "Write `config.json`; a new run first removes an old run's checkpoints, metrics and TensorBoard log."
+    if not resume:
+        for f in ('last.pt', 'best.pt', 'metrics.jsonl'): (run_dir / f).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / 'tb', ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / 'config.json').write_text(json.dumps(asdict(cfg), indent=1) + '\n')
+    (run_dir / 'config.json').write_text(json.dumps(asdict(cfg), indent=1) + '\n')   # on resume: the raised epochs
 
 # %% ../nbs/07a_runs.ipynb #b841b2f5
 class MetricsLog:

@@ -4,20 +4,22 @@
 
 # %% auto #0
 __all__ = ['STUDY_SEEDS', 'BASE', 'FIELDS', 'MIN_LEARN_ITERS', 'STUDY_BUDGET', 'BUDGETS', 'CENTRES', 'INITS', 'LRS', 'WIDTHS',
-           'STEPS', 'PAIR', 'TABLE_SETTINGS', 'CONTROLS', 'ITEMS', 'RESULTS', 'centre', 'iterations',
-           'initial_sparsity', 'item_points', 'study_grid', 'source_of', 'run_config', 'run_name', 'train_record',
-           'run_one', 'read_results', 'find', 'pending', 'run_study', 'cost_shape', 'measure_shape', 'measure_costs',
-           'measure_study_costs', 'run_cost', 'grid_cost', 'cost_table', 'study_cmd', 'main']
+           'STEPS', 'PAIR', 'TABLE_SETTINGS', 'CONTROLS', 'ITEMS', 'centre', 'iterations', 'initial_sparsity',
+           'item_points', 'study_grid', 'source_of', 'run_config', 'run_name', 'train_record', 'run_one',
+           'read_results', 'find', 'pending', 'run_study', 'cost_shape', 'measure_shape', 'measure_costs',
+           'measure_study_costs', 'run_cost', 'grid_cost', 'cost_table', 'default_out', 'study_cmd', 'main']
 
 # %% ../nbs/08_study.ipynb #080daacd
 import builtins, functools, json, multiprocessing, os, time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 import torch
+import sparse_maml
 from fastcore.script import Param, anno_parser, store_true
 from .backbone import PARAM_GROUPS, init_conv4, param_group
-from .config import make_config, resolve_device
+from .config import RunError, TrainConfig, is_validation_epoch, make_config, resolve_device
 from .data import Episodes
+from .learners import SPECS
 from .train import build_learner, read_metrics, train
 
 # %% ../nbs/08_study.ipynb #28b0ad26
@@ -45,8 +47,10 @@ def iterations(budget: str) -> int:
 
 # %% ../nbs/08_study.ipynb #1086892b
 @functools.lru_cache   # the figures ask for it once per record and group: build conv4 once per setting
-def initial_sparsity(init_sparsity: float, hidden: int = 64, n_way: int = 5) -> dict[str, float]:
-    "Exact per-group sparsity at initialisation: each tensor of n entries starts with round(init_sparsity * n) shut."
+def initial_sparsity(init_sparsity: float, hidden: int = 64, n_way: int = 5,
+                     algo: str = 'sparse-maml') -> dict[str, float]:
+    "Exact per-group sparsity at initialisation: round(init_sparsity * n) of a tensor's n entries shut (0 if m = 1)."
+    if SPECS[algo].meta_init == 'ones': init_sparsity = 0.0     # sparse-ReLU-MAML starts with every rate open
     num, den = {}, {}
     for k, p in init_conv4(1, hidden, n_way, 28).items():
         g = param_group(k)
@@ -204,8 +208,9 @@ def run_study(results,                      # JSON-lines file the records are ap
                 records.append(rec)
                 with open(results, 'a') as f: f.write(json.dumps(rec) + '\n')
                 print(f"{name}: test {100 * rec['test_acc']:.1f}% in {rec['wall_time']:.0f} s", flush=True)
-    if failed or todo:
-        raise RuntimeError(f"{len(failed)} runs failed, {len(todo)} controls lack their source: {(failed or todo)[0]}")
+    if failed or todo:   # everything that finished is in `results`; re-running the same command retries the rest
+        raise RunError(f"{len(failed)} runs failed, {len(todo)} controls lack their source; finished runs are saved in "
+                       f"{results}, re-run to retry; first: {(failed or todo)[0]}")
     return read_results(results)
 
 # %% ../nbs/08_study.ipynb #fdb37c52
@@ -263,7 +268,8 @@ def measure_study_costs(path, items=ITEMS, budget: str = STUDY_BUDGET, device: s
 def run_cost(point: dict, costs: dict, budget: str = STUDY_BUDGET) -> float:
     "Estimated seconds of one run of `point`: meta-iterations and evaluated episodes times their measured costs."
     b, c = BUDGETS[budget], costs[cost_shape(point, budget)]
-    n_val = sum(e % b.get('val_every', 1) == 0 or e == b['epochs'] for e in range(1, b['epochs'] + 1))
+    cfg = TrainConfig(epochs=b['epochs'], val_every=b.get('val_every', 1))
+    n_val = sum(is_validation_epoch(cfg, e) for e in range(1, b['epochs'] + 1))
     return iterations(budget) * c['iter_s'] + (n_val * b['n_val_episodes'] + b['n_test_episodes']) * c['episode_s']
 
 def grid_cost(costs: dict, items=ITEMS, budget: str = STUDY_BUDGET, seeds=STUDY_SEEDS, records=()) -> list[dict]:
@@ -288,25 +294,43 @@ def cost_table(rows: list[dict], processes: int = 2) -> str:
                             f"**{total / 3600:.1f}** | **{total / 3600 / processes:.1f}** |"])
 
 # %% ../nbs/08_study.ipynb #a0f7c054
-RESULTS = 'nbs/results/study.jsonl'   # the committed results file, from the repository root
+def default_out() -> Path:
+    "The study's folder: `nbs/results` of the clone this package lives in, else ~/.cache/sparse-maml/study (installed)."
+    clone = Path(sparse_maml.__file__).resolve().parents[1] / 'nbs' / 'results'
+    return clone if clone.is_dir() else Path.home() / '.cache' / 'sparse-maml' / 'study'
+
+def _study_args(items: str, seeds: str, processes: int) -> tuple[tuple, tuple]:
+    "Checked (items, seeds) of the command line; `RunError` with the fix otherwise."
+    its = tuple(items.split(','))
+    if bad := [i for i in its if i not in ITEMS]:
+        raise RunError(f"unknown study item {bad[0]!r}; choose from {', '.join(ITEMS)}")
+    try: sds = tuple(int(s) for s in seeds.split(','))
+    except ValueError: raise RunError(f"--seeds must be comma-separated integers, e.g. 0,1,2; got {seeds!r}") from None
+    if processes < 1: raise RunError(f"--processes must be at least 1, got {processes}")
+    return its, sds
 
 def study_cmd(items: Param(f"comma-separated study items, from {','.join(ITEMS)}", str) = ','.join(ITEMS),
               budget: Param("a key of BUDGETS", str, choices=list(BUDGETS)) = STUDY_BUDGET,
-              results: Param("JSON-lines results file: its runs are skipped, new ones appended", str) = RESULTS,
+              out: Param("folder of study.jsonl and study_costs.json (default: nbs/results of this clone, "
+                         "else ~/.cache/sparse-maml/study)", str) = None,
               seeds: Param("comma-separated seeds", str) = ','.join(map(str, STUDY_SEEDS)),
               device: Param("cpu, cuda or cuda:N (several processes may share one GPU)", str) = 'cpu',
               processes: Param("worker processes, one torch thread each", int) = 2,
               run_root: Param("where the run directories go", str) = 'runs/study',
-              costs: Param("measured costs (JSON) for --plan and --measure", str) = 'nbs/results/study_costs.json',
               plan: Param("print the runs still to do and their estimated hours; run nothing", store_true) = False,
-              measure: Param("measure every shape of the grid here, write --costs, run nothing", store_true) = False):
-    "Run the Omniglot study resumably: every (point, seed) of `items` missing from `results`, controls after sources."
-    its, sds = tuple(items.split(',')), tuple(int(s) for s in seeds.split(','))
+              measure: Param("measure every shape of the grid here, write the costs, run nothing", store_true) = False):
+    "Run the Omniglot study resumably: every (point, seed) of `items` missing from the results, controls after sources."
+    its, sds = _study_args(items, seeds, processes)
+    folder = Path(out) if out else default_out()
+    folder.mkdir(parents=True, exist_ok=True)
+    results, costs = folder / 'study.jsonl', folder / 'study_costs.json'
     if measure:
         n = len(measure_study_costs(costs, its, budget, device)['costs']); print(f"measured {n} shapes -> {costs}")
         return
     if plan:
-        c = json.loads(Path(costs).read_text())['costs']
+        if not costs.is_file():
+            raise RunError(f"no measured costs in {costs}; measure them: sparse-maml study --measure --out {folder}")
+        c = json.loads(costs.read_text())['costs']
         print(cost_table(grid_cost(c, its, budget, sds, read_results(results)), processes)); return
     torch.set_num_threads(1)
     run_study(results, its, budget, sds, run_root, processes, device=device)

@@ -18,7 +18,7 @@ from .learners import Learner
 from .distributed import DistributedEval, all_reduce_grads, all_reduce_loss, barrier, gather_tasks
 from .distributed import init_distributed, local_device, shard
 from .config import PRESETS, RunError, TrainConfig, make_config  # re-exported
-from .config import precision_context, read_config, resolve_device
+from .config import is_validation_epoch, precision_context, read_config, resolve_device
 from .runs import build_learner, eval_episodes, eval_settings, evaluate_episodes, group_sparsity, interactive
 from .runs import MetricsLog, check_run_dir, load_checkpoint, load_data, load_weights, read_metrics
 from .runs import rng_state, save_atomic, set_rng_state, start_run_dir
@@ -109,7 +109,7 @@ def start_run(cfg: TrainConfig | None, run_dir, resume: bool = False, overwrite:
     data = load_data(cfg, device=device)
     ck = load_checkpoint(run_dir / 'last.pt') if resume and (run_dir / 'last.pt').exists() else None
     barrier()                                      # every rank has checked the run directory before rank 0 changes it
-    if not resume and rank == 0: start_run_dir(cfg, run_dir)
+    if rank == 0: start_run_dir(cfg, run_dir, resume)
     random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
     learner = build_learner(cfg, device)
     meta = {} if cfg.fixed_mask else learner.meta   # a frozen mask has no optimiser
@@ -209,7 +209,7 @@ def train(cfg: TrainConfig | None,  # the settings (None with `resume`: the save
           overwrite: bool = False,   # replace an existing run in `run_dir`
           stop_after_epochs: int | None = None,  # debug: return after the checkpoint of this epoch
          ) -> dict:                  # the test record (or {'split': 'stopped', ...})
-    "Meta-train `cfg.algo`, validate every `val_every` epochs, keep the best checkpoint, and test it."
+    "Meta-train `cfg.algo`, validate as `is_validation_epoch` says, keep the best checkpoint, and test it."
     run = start_run(cfg, run_dir, resume, overwrite)
     cfg, st = run.cfg, run.state
     val_episodes = eval_episodes(run.data['val'], cfg)
@@ -219,7 +219,7 @@ def train(cfg: TrainConfig | None,  # the settings (None with `resume`: the save
             loss, acc = train_step(run, epoch, it)
             bar.update(loss=f'{loss:.3f}', acc=f'{acc:.3f}', best_val=f'{max(st.best_val_acc, 0):.3f}')
         st.epoch = epoch
-        if epoch % cfg.val_every == 0 or epoch == cfg.epochs: validate(run, val_episodes, progress)
+        if is_validation_epoch(cfg, epoch): validate(run, val_episodes, progress)
         st.wall_time = run.elapsed()
         save_checkpoint(run, 'last.pt')
         if stop_after_epochs and epoch >= stop_after_epochs:

@@ -141,8 +141,15 @@ def test_bad_input(case, data_dir, tmp_path, capsys, monkeypatch):
 
 def test_resume_with_other_config_lists_the_keys(reference, tmp_path, capsys):
     run_dir = tmp_path / 'copy'; shutil.copytree(reference, run_dir)
-    rc, out, err = run(capsys, 'train', '--resume', run_dir, '--set', 'inner_lr=0.3', '--set', 'epochs=9')
-    assert rc == 2 and 'differs from the saved one in epochs: 8 -> 9; inner_lr: 0.4 -> 0.3' in err, err
+    rc, out, err = run(capsys, 'train', '--resume', run_dir, '--set', 'inner_lr=0.3', '--set', 'n_query=4',
+                       '--set', 'epochs=9')   # epochs may rise; the other two are listed
+    assert rc == 2 and 'only epochs (upwards) and device may change, and the config differs from the saved one in ' \
+        'inner_lr: 0.4 -> 0.3; n_query: 5 -> 4' in err, err
+    rc, out, err = run(capsys, 'train', '--resume', run_dir, '--set', 'epochs=7')
+    assert rc == 2 and 'with fewer epochs (8 -> 7); epochs may only rise' in err, err
+    rc, out, err = run(capsys, 'train', '--resume', run_dir, '--set', 'epochs=9', '--quiet')   # a finished run, longer
+    assert rc == 0 and 'test accuracy' in out, err
+    assert [r['split'] for r in read_metrics(run_dir)] == ['val'] * 9 + ['test']
     rc, out, err = run(capsys, 'train', '--run-dir', run_dir, '--quiet')
     assert rc == 2 and 'already holds a run' in err
 
