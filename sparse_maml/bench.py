@@ -156,7 +156,6 @@ def measure(size: str,                     # key of SIZES
     opts = make_optimisers(learner.theta, learner.meta, cfg.outer_lr, cfg.mask_lr, capturable=graphs)
     def step(ep):
         with precision_context(precision, dev): return outer_step(opts, f(ep))
-    if cuda: torch.backends.cudnn.benchmark = True   # fixed shapes: let cuDNN pick its fastest algorithms
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
     if graphs: step = GraphedStep(step, opts, sampler.sample(cfg.meta_batch))
     eps = [sampler.sample(cfg.meta_batch) for _ in range(4)]                   # sampling is not timed
@@ -310,7 +309,8 @@ BENCH_NOTES = ("ms/iter: median meta-iteration (outer loss, backward, 2 Adam ste
                "row's process (set-up, iterations, evaluation); GFLOP/s: conv FLOPs / time;\n"
                "% mm: of the measured matmul rate; % peak: of the vendor's peak (GPUs); "
                "speed-up: reference ms / this ms; eval ms/task: `evaluate` (no outer graph) per task; "
-               "grad err: float64 meta-gradients vs the reference's (16 filters); full run: the preset at this speed")
+               "grad err: float64 meta-gradients vs the reference's (16 filters); full run: the preset at this speed;\n"
+               "every row runs as `train` does (cuDNN's default algorithm choice), +graphs rows excepted")
 
 def bench_table(rows: list[dict], mm_gflops: float | None = None) -> str:
     "The benchmark as a text table: speed, share of the matmul ceiling, speed-up, evaluation, memory, projected runs."

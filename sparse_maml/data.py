@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 import torch
 from torch import Tensor
+from .backbone import SHAPES
 
 # %% ../nbs/05_data.ipynb #81c620f7
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # per-channel mean of ImageNet (torchvision's), used for MiniImageNet
@@ -353,15 +354,17 @@ def synthetic_dataset(channels: int,         # image channels (1: Omniglot-like,
     labels, names = torch.arange(n_classes).repeat_interleave(n_per_class), [f'c{i}' for i in range(n_classes)]
     return FewShotDataset(images, labels, names, (0.5,) * channels, (0.25,) * channels, 'synthetic', 'train')
 
-def tiny_cache(data_dir,                 # cache root to write `<data_dir>/omniglot` into
+def tiny_cache(data_dir,                 # cache root to write `<data_dir>/<name>` into
                n_classes=(12, 6, 6),     # classes of the train, val and test splits
                per_class=20,             # images per class
                seed=0,                   # one generator, drawn from for train, then val, then test
+               name: str = 'omniglot',   # 'omniglot' (1 x 28 x 28) or 'miniimagenet' (3 x 84 x 84)
               ) -> Path:                 # the cache folder (what `save_cache` returns)
-    "A synthetic 'omniglot' cache (1 x 28 x 28, noise in [-60, 60]) for fast tests; `load_split` reads it as Omniglot."
-    g, splits = torch.Generator().manual_seed(seed), []
+    "A synthetic cache of `name`'s shape (noise in [-60, 60]) for fast tests; `load_split` reads it as the real one."
+    (c, size), g, splits = SHAPES[name], torch.Generator().manual_seed(seed), []
+    mean, std = ((0.5,), (0.25,)) if name == 'omniglot' else (IMAGENET_MEAN, IMAGENET_STD)
     for split, n in zip(SPLITS, n_classes):
-        images = _noisy_prototypes(g, n, per_class, 1, 28, 60)
+        images = _noisy_prototypes(g, n, per_class, c, size, 60)
         splits.append(FewShotDataset(images, torch.arange(n).repeat_interleave(per_class), [f'c{i}' for i in range(n)],
-                                     (0.5,), (0.25,), 'omniglot', split))
+                                     mean, std, name, split))
     return save_cache(splits, data_dir)
