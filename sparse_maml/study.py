@@ -167,7 +167,10 @@ class _Inline:
     def __enter__(self): return self
     def __exit__(self, *exc): return False
     def submit(self, fn, *args, **kw):
-        f = Future(); f.set_result(fn(*args, **kw)); return f
+        f = Future()
+        try: f.set_result(fn(*args, **kw))
+        except Exception as e: f.set_exception(e)   # a failed run is reported like a worker's, not raised here
+        return f
 
 def _one_thread():
     "Worker set-up: one torch thread per process."
