@@ -36,21 +36,10 @@ def step_mask(m: Params) -> Params:
     return {k: StepSTE.apply(v) for k, v in m.items()}
 
 # %% ../nbs/03_masks.ipynb #c0a25e8b
-class ReluSTE(torch.autograd.Function):
+class ReluSTE(StepSTE):
     "ReLU(m) with identity gradient (straight-through, the authors' `--meta_relu_through`): shut entries can reopen."
-    generate_vmap_rule = True
-
     @staticmethod
-    def forward(m: Tensor) -> Tensor: return torch.relu(m)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output): pass          # the backward needs nothing
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor) -> Tensor: return grad_output   # d relu/dm := identity
-
-    @staticmethod
-    def jvp(ctx, m_tangent: Tensor) -> Tensor: return m_tangent            # forward mode, same rule
+    def forward(m: Tensor) -> Tensor: return torch.relu(m)   # backward, jvp and the vmap rule: StepSTE's identity
 
 def relu_mask(m: Params) -> Params:
     "ReLU(m) with a straight-through gradient: a learned non-negative rate per parameter (sparse-ReLU-MAML)."
