@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['STUDY_SEEDS', 'BASE', 'FIELDS', 'MIN_LEARN_ITERS', 'STUDY_BUDGET', 'BUDGETS', 'CENTRES', 'INITS', 'LRS', 'WIDTHS',
-           'STEPS', 'PAIR', 'TABLE_SETTINGS', 'CONTROLS', 'ITEMS', 'centre', 'iterations', 'initial_sparsity',
-           'item_points', 'study_grid', 'source_of', 'run_config', 'run_name', 'train_record', 'run_one',
-           'read_results', 'find', 'pending', 'run_study', 'cost_shape', 'measure_shape', 'measure_costs',
-           'measure_study_costs', 'run_cost', 'grid_cost', 'cost_table', 'default_out', 'study_cmd', 'main']
+           'STEPS', 'PAPER_LR', 'PAIR', 'TABLE_ALGOS', 'BEST', 'CONTROLS', 'ITEMS', 'SCANS', 'NEEDS', 'STUDY_VERSION',
+           'centre', 'iterations', 'initial_sparsity', 'item_points', 'item_seeds', 'study_grid', 'source_of',
+           'run_config', 'run_name', 'train_record', 'run_one', 'read_results', 'find', 'best_lr', 'resolve', 'pending',
+           'run_study', 'cost_shape', 'measure_shape', 'measure_costs', 'measure_study_costs', 'run_cost', 'grid_cost',
+           'cost_table', 'default_out', 'study_cmd', 'main']
 
 # %% ../nbs/08_study.ipynb #080daacd
 import builtins, functools, json, multiprocessing, os, time
@@ -59,25 +60,34 @@ def initial_sparsity(init_sparsity: float, hidden: int = 64, n_way: int = 5,
 
 # %% ../nbs/08_study.ipynb #fd356943
 INITS, LRS, WIDTHS, STEPS = (0.1, 0.5, 0.9), (0.01, 0.1, 0.4, 1.0), (16, 32, 64), (5, 15, 25)
-PAIR = ('sparse-maml', 'fomaml')                      # the scans' two algorithms
-TABLE_SETTINGS = {'sparse-maml': dict(inner_lr=0.4), 'fomaml': dict(inner_lr=0.1), 'anil': dict(inner_lr=0.4),
-                  'metasgd': dict(inner_lr=0.1), 'sparse-relu-maml': dict(inner_lr=0.4), 'maml': dict(inner_lr=0.1)}
+PAPER_LR = 0.1                                        # the paper's inner lr where a figure fixes it (Fig. 2, 3 right)
+PAIR = ('sparse-maml', 'fomaml')                      # the figure scans' two algorithms
+TABLE_ALGOS = ('sparse-maml', 'fomaml', 'anil', 'metasgd', 'sparse-relu-maml', 'maml')
+BEST = 'best'                                         # the inner lr of a point whose lr the scan chooses
 CONTROLS = ('random-mask', 'scaled-lr')
-ITEMS = ('centre', 'controls', 'init', 'lr', 'width', 'steps', 'table1', 'table5', 'controls5', 'steps5')
+ITEMS = ('centre', 'controls', 'lr', 'scan', 'table1', 'init', 'width', 'steps', 'scan5', 'table5', 'controls5',
+         'steps5')
+SCANS = ('scan', 'scan5')                             # items run with the first seed only
+NEEDS = {'table1': 'scan', 'table5': 'scan5'}         # the scan that chooses a table's inner lrs
 
 def item_points(item: str) -> list[dict]:
     "The points of one study item, as changes to the centre."
+    k = dict(k_shot=5 if item.endswith('5') else 1)
     if item == 'centre': return [dict(algo=a) for a in PAIR]
-    if item in ('controls', 'controls5'):
-        k = dict(k_shot=5 if item == 'controls5' else 1)
-        return [k, dict(k, control='random-mask'), dict(k, algo='fomaml', control='scaled-lr')]
+    if item in ('controls', 'controls5'): return [k, dict(k, control='random-mask'), dict(k, algo='fomaml',
+                                                                                          control='scaled-lr')]
     if item == 'init': return [dict(init_sparsity=s) for s in INITS]
     if item == 'lr': return [dict(algo=a, inner_lr=lr) for lr in LRS for a in PAIR]
-    if item == 'width': return [dict(algo=a, hidden=h) for h in WIDTHS for a in PAIR]
-    if item in ('steps', 'steps5'):
-        return [dict(algo=a, k_shot=5 if item == 'steps5' else 1, n_inner_steps=K) for K in STEPS for a in PAIR]
-    if item in ('table1', 'table5'): return [dict(algo=a, k_shot=int(item[-1]), **s) for a, s in TABLE_SETTINGS.items()]
+    if item in SCANS: return [dict(k, algo=a, inner_lr=lr) for a in TABLE_ALGOS for lr in LRS]
+    if item in ('table1', 'table5'): return [dict(k, algo=a, inner_lr=BEST) for a in TABLE_ALGOS]
+    if item == 'width': return [dict(algo=a, hidden=h, inner_lr=PAPER_LR) for h in WIDTHS for a in PAIR]
+    if item in ('steps', 'steps5'): return [dict(k, algo=a, n_inner_steps=K, inner_lr=PAPER_LR) for K in STEPS
+                                            for a in PAIR]
     raise ValueError(f"unknown study item {item!r}; choose from {', '.join(ITEMS)}")
+
+def item_seeds(item: str, seeds=STUDY_SEEDS) -> tuple:
+    "The seeds an item runs: the first one for the inner-lr scans that choose Table 1's rates, all others."
+    return tuple(seeds[:1]) if item in SCANS else tuple(seeds)
 
 def study_grid(items=ITEMS,                # study items, in run order
                budget: str = STUDY_BUDGET, # whose centre the items change
@@ -117,6 +127,9 @@ def run_config(point: dict,                # a point over `FIELDS`
     return {**cfg, **fields}
 
 # %% ../nbs/08_study.ipynb #02bd77d2
+STUDY_VERSION = 2   # 1: the runs made before 2026-12-03's fidelity changes (the 1-D masks' initialisation, the
+                    # straight-through ReLU, 300 test episodes); they stay in the file, and `read_results` skips them
+
 def run_name(point: dict, seed: int) -> str:
     "A run directory name that spells out every study field and the seed."
     name = '{algo}-{k_shot}s-K{n_inner_steps}-lr{inner_lr}-h{hidden}-init{init_sparsity}'.format(**point)
@@ -135,7 +148,8 @@ def train_record(point: dict,                # a point over `FIELDS`
     rec = train(cfg, run_dir, progress=False, overwrite=True)
     curve = [dict(step=r['step'], val_acc=r['val_acc'], sparsity=r['sparsity'])
              for r in read_metrics(run_dir) if r['split'] == 'val']
-    out = dict({k: point.get(k) for k in FIELDS}, seed=seed, budget=budget, steps=rec['step'], test_acc=rec['test_acc'],
+    out = dict({k: point.get(k) for k in FIELDS}, seed=seed, budget=budget, version=STUDY_VERSION, steps=rec['step'],
+               test_acc=rec['test_acc'],
                test_ci95=rec['test_ci95'], n_test_episodes=rec['n_test_episodes'], best_val_acc=rec['best_val_acc'],
                sparsity=rec['sparsity'], curve=curve, wall_time=time.time() - t0,
                trained=dict(algo=cfg.algo, inner_lr=cfg.inner_lr, meta_batch=cfg.meta_batch,
@@ -147,10 +161,13 @@ def run_one(point: dict, seed: int, budget: str, run_dir, source: dict | None = 
     "Train one (point, seed) at `budget` on Omniglot (`fields`: other `TrainConfig` overrides); its record."
     return train_record(point, seed, budget, run_dir, run_config(point, seed, budget, source, **fields), source)
 
-def read_results(path) -> list[dict]:
-    "The run records of a study results file (JSON lines); [] if it does not exist."
+def read_results(path,                              # a JSON-lines results file
+                 version: int | None = STUDY_VERSION, # keep the records of this version (None: every record)
+                ) -> list[dict]:
+    "The run records of a results file (JSON lines; [] if there is none) made by the code of `version`."
     p = Path(path)
-    return [{'control': None, **json.loads(l)} for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+    recs = [{'control': None, **json.loads(l)} for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+    return recs if version is None else [r for r in recs if r.get('version', 1) == version]
 
 # %% ../nbs/08_study.ipynb #2376c0d2
 def find(records: list[dict], point: dict, seed: int, budget: str) -> dict | None:
@@ -158,9 +175,26 @@ def find(records: list[dict], point: dict, seed: int, budget: str) -> dict | Non
     return next((r for r in records if r['budget'] == budget and r['seed'] == seed
                  and all(r.get(k) == point.get(k) for k in FIELDS)), None)
 
+def best_lr(records: list[dict], point: dict, budget: str = STUDY_BUDGET, seed: int = STUDY_SEEDS[0]) -> float | None:
+    "The inner lr the scan chooses for `point`'s algorithm and shots: best validation accuracy; None until all ran."
+    runs = [find(records, {**point, 'inner_lr': lr}, seed, budget) for lr in LRS]
+    return None if None in runs else max(runs, key=lambda r: r['best_val_acc'])['inner_lr']
+
+def resolve(point: dict, records: list[dict], budget: str = STUDY_BUDGET, seed: int = STUDY_SEEDS[0]) -> dict | None:
+    "`point` with its inner lr chosen by the scan if it says `BEST` (None while the scan is unfinished)."
+    if point['inner_lr'] != BEST: return point
+    lr = best_lr(records, point, budget, seed)
+    return None if lr is None else {**point, 'inner_lr': lr}
+
 def pending(records, items=ITEMS, budget: str = STUDY_BUDGET, seeds=STUDY_SEEDS) -> list[tuple[dict, int]]:
-    "The (point, seed) pairs of `items` that `records` does not hold yet, in run order."
-    return [(p, s) for p in study_grid(items, budget) for s in seeds if find(records, p, s, budget) is None]
+    "The (point, seed) pairs of `items` that `records` does not hold yet, in run order (`BEST` while unchosen)."
+    out = []
+    for item in (i for it in items for i in (NEEDS.get(it), it) if i):   # a table after the scan that chooses its lrs
+        for c in item_points(item):
+            p = {**centre(budget), **c}
+            p = resolve(p, records, budget, seeds[0]) or p
+            out += [(p, s) for s in item_seeds(item, seeds) if (p, s) not in out and not find(records, p, s, budget)]
+    return out
 
 class _Inline:
     "An executor that runs each job at once in this process (processes=1)."
@@ -177,14 +211,16 @@ def _one_thread():
     torch.set_num_threads(1)
 
 # %% ../nbs/08_study.ipynb #2e212c02
-def _submit(pool, run, todo, running, records, budget, run_root, processes, fields):
-    "Start the planned runs that can start: free workers, and for a control, its source's record."
+def _submit(pool, run, todo, running, records, budget, run_root, processes, seed0, fields):
+    "Start the planned runs that can start: free workers, a control's source recorded, a Table-1 point's lr chosen."
     for p, s in list(todo):
-        src = None if source_of(p) is None else find(records, source_of(p), s, budget)
-        if len(running) >= processes or (source_of(p) is not None and src is None): continue
+        if len(running) >= processes: return
+        q, src = resolve(p, records, budget, seed0), source_of(p) and find(records, source_of(p), s, budget)
+        if q is None or (source_of(p) is not None and src is None): continue    # waits for its scan or its source
         todo.remove((p, s))
-        cfg = run_config(p, s, budget, src, **fields)
-        running[pool.submit(run, p, s, budget, Path(run_root) / budget / run_name(p, s), cfg, src)] = p, s
+        if find(records, q, s, budget) or (q, s) in running.values() or (q, s) in todo: continue   # the chosen lr's
+        cfg = run_config(q, s, budget, src, **fields)
+        running[pool.submit(run, q, s, budget, Path(run_root) / budget / run_name(q, s), cfg, src)] = q, s
 
 def run_study(results,                      # JSON-lines file the records are appended to, one per finished run
               items=ITEMS,                  # study items to run, in order (see `study_grid`)
@@ -201,8 +237,8 @@ def run_study(results,                      # JSON-lines file the records are ap
         processes, multiprocessing.get_context('spawn'), initializer=_one_thread)
     with pool:
         while todo or running:
-            _submit(pool, run, todo, running, records, budget, run_root, processes, fields)
-            if not running: break                                   # only controls of failed sources are left
+            _submit(pool, run, todo, running, records, budget, run_root, processes, seeds[0], fields)
+            if not running: break                   # only runs waiting for a failed source or scan are left
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
                 name = run_name(*running.pop(fut))
@@ -212,7 +248,7 @@ def run_study(results,                      # JSON-lines file the records are ap
                 with open(results, 'a') as f: f.write(json.dumps(rec) + '\n')
                 print(f"{name}: test {100 * rec['test_acc']:.1f}% in {rec['wall_time']:.0f} s", flush=True)
     if failed or todo:   # everything that finished is in `results`; re-running the same command retries the rest
-        raise RunError(f"{len(failed)} runs failed, {len(todo)} controls lack their source; finished runs are saved in "
+        raise RunError(f"{len(failed)} runs failed, {len(todo)} wait for a failed source or scan; finished runs are in "
                        f"{results}, re-run to retry; first: {(failed or todo)[0]}")
     return read_results(results)
 
@@ -275,20 +311,26 @@ def run_cost(point: dict, costs: dict, budget: str = STUDY_BUDGET) -> float:
     n_val = sum(is_validation_epoch(cfg, e) for e in range(1, b['epochs'] + 1))
     return iterations(budget) * c['iter_s'] + (n_val * b['n_val_episodes'] + b['n_test_episodes']) * c['episode_s']
 
+def _planned(p: dict, s: int, seen: list, records: list, budget: str) -> bool:
+    "Whether (p, s) is planned by an earlier item or recorded; for a `BEST` point, whichever lr is chosen."
+    qs = [{**p, 'inner_lr': lr} for lr in LRS] if p['inner_lr'] == BEST else [p]
+    return all((q, s) in seen or find(records, q, s, budget) for q in qs)
+
 def grid_cost(costs: dict, items=ITEMS, budget: str = STUDY_BUDGET, seeds=STUDY_SEEDS, records=()) -> list[dict]:
     "Per item, the runs it adds (points not in an earlier item, not in `records`) and their estimated seconds."
-    seen, out = [], []
+    seen, out, records = [], [], list(records)
     for item in items:
-        new = [p for p in study_grid((item,), budget) if p not in seen]; seen += new
-        runs = [(p, s) for p in new for s in seeds if find(list(records), p, s, budget) is None]
+        runs = [(p, s) for p, s in pending(records, (item,), budget, seeds)
+                if not _planned(p, s, seen, records, budget)]
+        new = list({run_name(p, 0): p for p, _ in runs}.values()); seen += runs
         secs = sum(run_cost(p, costs, budget) for p, _ in runs)
         out.append(dict(item=item, points=len(new), runs=len(runs), seconds=secs))
     return out
 
 def cost_table(rows: list[dict], processes: int = 2) -> str:
     "Markdown: per item the runs, process-hours, and the cumulative wall-clock hours on `processes` processes."
-    out, total = [f'| item | new points | runs | hours of one process | cumulative hours on {processes} processes |',
-                  '|---|---|---|---|---|'], 0.0
+    out, total = [f'| item | points with new runs | runs | hours of one process | cumulative hours on {processes} '
+                  'processes |', '|---|---|---|---|---|'], 0.0
     for r in rows:
         total += r['seconds']
         out.append(f"| {r['item']} | {r['points']} | {r['runs']} | {r['seconds'] / 3600:.2f} "

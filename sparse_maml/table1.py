@@ -80,7 +80,7 @@ def run_table1(out,                     # folder: table1.jsonl and runs/
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     results = out / 'table1.jsonl'
     for run in table1_plan(shots, seeds, dry):
-        records = read_results(results)                                 # the study's JSON-lines reader
+        records = read_results(results, version=None)                   # the study's JSON-lines reader
         pick = chosen(records, run['algo'], run['shots']) if run['stage'] == 'final' else {}
         if pick is None: raise RunError(f"no scan results for {run['algo']} {run['shots']}-shot in {results}")
         run = {**run, **pick}
@@ -91,7 +91,7 @@ def run_table1(out,                     # folder: table1.jsonl and runs/
         rec = {**run, 'name': run_name(run), 'inner_lr': cfg.inner_lr, 'n_inner_steps': cfg.n_inner_steps,
                **{k: rec[k] for k in ('test_acc', 'test_ci95', 'best_val_acc', 'n_test_episodes')}}
         with open(results, 'a') as f: f.write(json.dumps(rec) + '\n')
-    return read_results(results)
+    return read_results(results, version=None)
 
 # %% ../nbs/09b_table1.ipynb #t1000016
 def _pm(accs: list[float]) -> str:
