@@ -30,16 +30,13 @@ FIELDS = tuple(BASE)          # the fields that name a point of the study
 MIN_LEARN_ITERS = 1500        # meta-iterations at which a run's mask counts as learned
 STUDY_BUDGET = 'learn'        # the budget of the grid below
 BUDGETS = {  # name -> TrainConfig fields of every run at that budget (meta_batch: tasks per k_shot)
-    'reduced': dict(epochs=3, iters_per_epoch=20, n_val_episodes=20, n_test_episodes=100, eval_batch=20),
-    'long': dict(epochs=8, iters_per_epoch=238, outer_lr=2e-3, mask_lr=5e-3, n_val_episodes=25, n_test_episodes=300,
-                 eval_batch=25),
     'learn': dict(epochs=10, iters_per_epoch=150, outer_lr=2e-3, mask_lr=5e-3, meta_batch={1: 4, 5: 2},
                   n_val_episodes=25, n_test_episodes=300, eval_batch=25),
 }
-CENTRES = {'reduced': {**BASE, 'hidden': 64}, 'long': {**BASE, 'hidden': 64}}  # the committed budgets' centre
+CENTRES = {}                  # budget -> its centre, where it is not `BASE`
 
 def centre(budget: str) -> dict:
-    "The centre point of the runs at `budget`: `BASE`, or width 64 for the earlier budgets `reduced` and `long`."
+    "The centre point of the runs at `budget`: `BASE` unless `CENTRES` says otherwise."
     return CENTRES.get(budget, BASE)
 
 def iterations(budget: str) -> int:
