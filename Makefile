@@ -94,8 +94,10 @@ LOWER_ISA = $$($(PY) -c "import platform, torch; c = torch.backends.cpu.get_cpu_
 NUMERICS_NBS := ^(04_backbone|06_learners|06a_distributed|09_gpu)\.ipynb$$
 NUMERICS_TESTS := tests/test_distributed.py tests/test_train_cli.py tests/test_data_scripts.py
 
+# Notebooks run once each as nbdev_test runs them; tools/run_nbs.py also fails where a show_doc cell's saved output, or a
+# `#| check_output` cell's, is not what the cell renders now, and prints the command that re-renders the notebook.
 test: check-sync lint data browser jemalloc
-	OMP_NUM_THREADS=$(TEST_THREADS) $(FAST) $(BIN)/nbdev_test --n_workers $(N_WORKERS) --timing
+	OMP_NUM_THREADS=$(TEST_THREADS) $(FAST) $(PY) tools/run_nbs.py --n_workers $(N_WORKERS) --timing
 	OMP_NUM_THREADS=$(N_WORKERS) $(FAST) $(BIN)/pytest -q tests
 	@isa="$(LOWER_ISA)"; echo "the numerics again under $$isa"; \
 	env $$isa OMP_NUM_THREADS=$(TEST_THREADS) $(FAST) $(BIN)/nbdev_test --n_workers $(N_WORKERS) \

@@ -42,7 +42,7 @@ class TrainConfig:
     val_start: int = 1               # first epoch that is validated (the authors: 100); see `is_validation_epoch`
     n_val_episodes: int = 100        # fixed validation episodes
     n_test_episodes: int = 600       # fixed test episodes
-    eval_batch: int = 25             # episodes per batched evaluation call
+    eval_batch: int = 25             # evaluation tasks per `Learner.evaluate` call (on CUDA one vmap call): memory
     seed: int = 0                    # seeds the initialisation, the mask and the training episodes
     device: str = 'auto'             # 'auto', 'cpu', 'cuda' or 'cuda:N'
     precision: str = 'fp32'          # 'fp32', 'tf32' (TF32 on CUDA) or 'bf16' (bfloat16 autocast): `precision_context`

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['init_distributed', 'local_device', 'is_main', 'barrier', 'shard_slice', 'shard', 'all_reduce_grads',
            'all_reduce_loss', 'gather_tasks', 'DistributedEval', 'launch', 'meta_gradients', 'rel_diff',
-           'save_meta_gradients', 'main']
+           'save_meta_gradients', 'torchrun_check']
 
 # %% ../nbs/06a_distributed.ipynb #81888f7f
 import builtins, os, socket, sys
@@ -151,7 +151,7 @@ def save_meta_gradients(rank: int, world: int, path: str, settings: list[dict]):
     torch.save([meta_gradients(rank, world, **s) for s in settings], f'{path}.{rank}')
 
 # %% ../nbs/06a_distributed.ipynb #cf3858c6
-def main() -> int:
+def torchrun_check() -> int:
     "Under torchrun: compare the all-reduced meta-gradients with a single-process computation; rank 0 reports."
     rank, world = init_distributed()
     errs = []
@@ -165,4 +165,4 @@ def main() -> int:
     if dist.is_initialized(): dist.destroy_process_group()
     return 0 if ok else 1
 
-if __name__ == '__main__' and not hasattr(builtins, 'get_ipython'): sys.exit(main())
+if __name__ == '__main__' and not hasattr(builtins, 'get_ipython'): sys.exit(torchrun_check())

@@ -16,8 +16,8 @@ from torch import Tensor
 @dataclass(eq=False)
 class SinusoidTasks:
     "A batch of `T` sinusoid regression tasks: support set, query set and the true curves."
-    xs: Tensor         # [T, K, 1] support inputs
-    ys: Tensor         # [T, K, 1] support targets
+    xs: Tensor         # [T, N_s, 1] support inputs
+    ys: Tensor         # [T, N_s, 1] support targets
     xq: Tensor         # [T, Q, 1] query inputs
     yq: Tensor         # [T, Q, 1] query targets
     amplitude: Tensor  # [T] amplitude A of each task
@@ -36,7 +36,7 @@ def sinusoid(x: Tensor,          # [T, N, 1] inputs
 
 # %% ../nbs/01_maml.ipynb #33c0bdf9
 def sample_sinusoids(n_tasks: int,                             # T, number of tasks
-                     k_shot: int = 10,                         # K, support points per task
+                     k_shot: int = 10,                         # N_s, support points per task (shots)
                      n_query: int = 10,                        # Q, query points per task
                      generator: torch.Generator | None = None, # seeded generator for reproducible tasks
                      dtype: torch.dtype = torch.float32,       # dtype of all tensors

@@ -235,8 +235,8 @@ def train(cfg: TrainConfig | None,  # the settings (None with `resume`: the save
         for it in range(1, cfg.iters_per_epoch + 1):
             train_step(run, epoch, it)
             if it % SYNC_EVERY == 0 or it == cfg.iters_per_epoch: shown = read_losses(run)   # one wait for the device
-            best = {'best_val': f'{st.best_val_acc:.3f}'} if st.best_val_acc >= 0 else {}   # none before validating
-            bar.update(**shown, **best)
+            best_val = f'{st.best_val_acc:.3f}' if st.best_val_acc >= 0 else '-'     # '-': not validated yet
+            bar.update(**shown, best_val=best_val)
         st.epoch = epoch
         if is_validation_epoch(cfg, epoch): validate(run, val_episodes, progress)
         st.wall_time = run.elapsed()

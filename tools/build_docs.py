@@ -4,13 +4,17 @@ Quarto (what nbdev renders with) cannot be installed here, so the site is built 
 (Sphinx + MyST-NB + sphinx-book-theme) from nbdev's *processed* notebooks:
 
 1. every `nbs/*.ipynb` goes through nbdev's own processors (`nbdev.processors.FilterDefaults`: front matter,
-   `#| hide`/`#| export` cells removed, `show_doc` added for exported symbols and executed, doc links);
+   `#| hide` cells removed, `show_doc` added for exported symbols and executed, doc links), except that
+   `#| export` cells keep their source: the site shows the code the course teaches (nbdev's `rm_export`
+   would drop it);
 2. a small adapter turns that Quarto-flavoured output into what MyST-NB reads (front matter -> `# title` +
-   `> subtitle`, `echo`/`output`/`include` directives -> cell tags, `show_doc` output -> markdown cells,
-   nbdev doc links -> links between the pages, cell ids);
+   `> subtitle`, `echo`/`output`/`include` directives -> cell tags, directive lines dropped, `show_doc`
+   output -> markdown cells with `*args`/`**kwargs` as written, nbdev doc links -> links between the pages,
+   `|` in inline code of table rows escaped, cell ids);
 3. `jupyter-book build` renders them without executing anything (`execute_notebooks: off`);
-4. MathJax 3 is vendored from the npm registry (sha512-verified, cached) into `_mathjax/`, and the built
-   HTML is checked for any asset a browser would fetch from the network.
+4. MathJax 4 and its New Computer Modern font (which has the double-struck digits of `\\mathbb{1}`) are
+   vendored from the npm registry (sha512-verified, cached) into `_mathjax/`, and the built HTML is checked
+   for any asset a browser would fetch from the network.
 
 Usage: `python tools/build_docs.py [--out DIR] [--only NAME ...]`; the site lands in `DIR/_build/html`
 (default `docs/_build/html`, git-ignored: it is an artifact, never committed).
@@ -25,14 +29,26 @@ REPO = Path(__file__).resolve().parents[1]
 NBS = REPO/'nbs'
 DEFAULT_OUT = REPO/'docs'
 
-MATHJAX_VERSION = '3.2.2'
-# `npm view mathjax@3.2.2 dist.integrity`: the registry's sha512 of the tarball, checked before use.
-MATHJAX_INTEGRITY = 'sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw=='
-MATHJAX_TARBALL = f'https://registry.npmjs.org/mathjax/-/mathjax-{MATHJAX_VERSION}.tgz'
-# What the site needs from the 6 MB package: the combined TeX component, its CHTML fonts, and the TeX
-# extensions it autoloads on demand (\boldsymbol, \cancel, \color, ...).
-MATHJAX_KEEP = ('LICENSE', 'es5/tex-mml-chtml.js', 'es5/output/chtml/fonts/woff-v2/', 'es5/input/tex/extensions/')
+MATHJAX_VERSION = '4.1.3'
+# MathJax 4: its New Computer Modern TeX font has the double-struck digits of `\mathbb{1}` (U+1D7D9; 3.2.2's fonts have
+# none and show a plain 1). The font is a package of its own. Per npm package: the registry's sha512 of the tarball
+# (`npm view PKG@VERSION dist.integrity`, checked before use), its folder under `_mathjax/`, and what the site needs
+# of it (about 4 MB of 20): the combined TeX component, the TeX extensions and accessibility parts it loads on
+# demand, the font's CHTML glyph data and woff2 files. The speech rule engine (4 MB, a web worker that file:// pages
+# may not start) is left out: the site sets MathJax's `enrich` off and keeps the assistive MathML, as 3.2.2 had it.
+MATHJAX_PACKAGES = {
+    'mathjax': ('sha512-BN/8Pkgn7G1pIDYJqd9md+JHsE/jydSYbyOZnSdSA0WziuVO8mRxdYiWFumkVVly/8U+hm9DpIIoWuvySverzw==',
+                '', ('LICENSE', 'tex-mml-chtml.js', 'input/tex/extensions/', 'a11y/', 'ui/')),
+    '@mathjax/mathjax-newcm-font': (
+        'sha512-gzAB3dFHilHX1l5x2xUqRL+1jDQt3Fyza1DkEMVXWC4E8SvsGdlgEza47HYi2WhVcgfkvf4zgUGzuhbq3Pjlew==',
+        'fonts/mathjax-newcm-font/', ('package.json', 'chtml/woff2/', 'chtml/dynamic/')),
+}
 MATHJAX_DIR = '_mathjax'   # in the built site; outside `_static/` (Jupyter Book adds a <script> per .js there)
+# The page's `window.MathJax`: the font from `_mathjax/fonts/` (MathJax 4 would take it from a CDN); no semantic
+# enrichment (speech, braille, explorer: its rule engine is not vendored), assistive MathML for screen readers instead.
+# MathJax 4's TeX input has textmacros built in: `\text{fan\_in}` typesets as in LaTeX.
+MATHJAX_CONFIG = {'loader': {'paths': {'fonts': '[mathjax]/fonts'}},
+                  'options': {'menuOptions': {'settings': {'enrich': False, 'assistiveMml': True}}}}
 
 # --------------------------------------------------------------------------------------------------------
 # Which notebooks, and under which page names
@@ -52,14 +68,13 @@ def nbdev_page(name: str) -> str:
 def nbdev_process(src: Path) -> dict:
     "Run nbdev's docs processors on notebook `src`; returns the processed notebook as a JSON dict."
     from execnb.nbio import read_nb, nb2dict
-    from nbdev.processors import FilterDefaults
     src = Path(src).resolve()
     cwd, main, in_test = os.getcwd(), sys.modules.get('__main__'), os.environ.get('IN_TEST')
     os.environ['IN_TEST'] = '1'                 # what `nbdev_proc_nbs` sets while processing
     os.chdir(src.parent)                        # same working directory as `nbdev_test`
     try:
         nb = read_nb(src)
-        FilterDefaults()(nb)
+        site_filter()(nb)
         return nb2dict(nb)
     except Exception as e:
         cause = f'\n{type(e.__cause__).__name__}: {e.__cause__}' if e.__cause__ else ''
@@ -72,6 +87,26 @@ def nbdev_process(src: Path) -> dict:
         if main is not None: sys.modules['__main__'] = main      # IPython's shell replaced it
         if in_test is None: os.environ.pop('IN_TEST', None)
         else: os.environ['IN_TEST'] = in_test
+
+HIDDEN_DIRECTIVES = {'hide', 'default_exp'}
+
+def rm_hidden(cell):
+    "nbdev's `rm_export` for the site: drop the source of `#| hide` and `#| default_exp` cells, keep `#| export` ones."
+    if cell.directives_ and cell.directives_.keys() & HIDDEN_DIRECTIVES: del cell['source']
+
+EXPORT_TAG = 'nbdev-export'     # MyST-NB gives the cell the class `tag_nbdev-export` (BOOK_CSS labels it)
+
+def tag_export(cell):
+    "Tag `#| export` cells (nbdev removes the directive line from the source, the tag tells the adapter)."
+    if cell.cell_type == 'code' and 'export' in (cell.directives_ or {}):
+        cell.metadata['tags'] = [*cell.metadata.get('tags', []), EXPORT_TAG]
+
+def site_filter():
+    "nbdev's `FilterDefaults` with `rm_export` replaced by `rm_hidden`: exported code is shown, with its `show_doc`."
+    from nbdev.processors import FilterDefaults, rm_export
+    class SiteFilter(FilterDefaults):
+        def base_procs(self): return [rm_hidden if p is rm_export else p for p in super().base_procs()] + [tag_export]
+    return SiteFilter()
 
 # libkineto (torch.profiler's C++ back end) writes to the workers' stderr on its own: `USDT ... profiler_start/_stop`
 # whenever a cell that nbdev runs here uses torch.profiler (a cell with an import runs whole; chapter 09's operator
@@ -106,9 +141,15 @@ def split_directives(src: str) -> tuple[dict[str, str], str]:
 
 def _md(source: str) -> dict: return {'cell_type': 'markdown', 'metadata': {}, 'source': source}
 
+_re_var_arg = re.compile(r'\b(\w+):VAR_(POSITIONAL|KEYWORD)\b')
+
+def star_args(md: str) -> str:
+    "`show_doc`'s `args:VAR_POSITIONAL` / `kw:VAR_KEYWORD` as Python writes them: `*args` / `**kw`."
+    return _re_var_arg.sub(lambda m: ('*' if m.group(2) == 'POSITIONAL' else '**') + m.group(1), md)
+
 def _tidy_markdown(md: str) -> str:
     "Tidy `show_doc` markdown: no leading `---` (MyST reads front matter), source link under heading, tight fences."
-    md = re.sub(r'^\s*---\s*\n', '', md, count=1)
+    md = star_args(re.sub(r'^\s*---\s*\n', '', md, count=1))
     # source link under its heading
     md = re.sub(r'^\s*(\[source\]\([^)\s]*\)\{[^}\n]*\})\s*\n\s*\n(#+ [^\n]*)\n', r'\2\n\n\1\n', md)
     md = re.sub(r'\n\s*\n```(\n|$)', r'\n```\1', re.sub(r'```(\w+)\n\s*\n', r'```\1\n', md)).strip()
@@ -163,7 +204,7 @@ def adapt_cell(cell: dict) -> list[dict]:
         md = _out_markdown(outputs)
         outputs = [o for o in outputs if 'text/markdown' not in o.get('data', {})]
         if md: res.append(_md(md))
-    tags = []
+    tags = [EXPORT_TAG] if 'export' in dirs or EXPORT_TAG in cell.get('metadata', {}).get('tags', []) else []
     if dirs.get('echo') == 'false': tags.append('remove-input')
     if dirs.get('output') == 'false': tags.append('remove-output')
     no_input = not body.strip() or 'remove-input' in tags
@@ -206,15 +247,69 @@ def _link_rewriter(doc_base: str, pages: dict[str, str]):
         return ''.join(out + [_re_attr_link.sub(_attr_link, pat.sub(sub, md[pos:]))])
     return relink
 
+# Tables: markdown-it (like GitHub) splits a table row at every `|` that is not escaped, inside inline code too, and
+# silently drops the cells beyond the header's count: `omniglot|miniimagenet` in a row would cut it.
+_re_table_delim = re.compile(r'^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$')
+_re_code_span = re.compile(r'(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)')
+_re_pipe = re.compile(r'(?<!\\)\|')
+_re_fence_open = re.compile(r'^\s*(`{3,}|~{3,})')
+
+def table_rows(md: str) -> list[tuple[int, bool]]:
+    "(line number, is the header) of every row of every table in markdown `md`, outside code fences."
+    lines, fence, rows, i = md.split('\n'), None, [], 0
+    while i < len(lines):
+        m = _re_fence_open.match(lines[i])
+        if m and (fence is None or (m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence))):
+            fence = None if fence else m.group(1)
+        elif not fence and i + 1 < len(lines) and '|' in lines[i] and '|' in lines[i+1] and \
+                _re_table_delim.match(lines[i+1]):
+            rows.append((i, True)); i += 2
+            while i < len(lines) and lines[i].strip() and '|' in lines[i]: rows.append((i, False)); i += 1
+            continue
+        i += 1
+    return rows
+
+def table_cells(row: str) -> list[str]:
+    "The cells of a table row as markdown-it splits it (at every `|` not escaped, inline code or not)."
+    row = row.strip().removeprefix('|')
+    if row.endswith('|') and not row.endswith('\\|'): row = row[:-1]
+    return _re_pipe.split(row)
+
+def escape_table_pipes(md: str) -> str:
+    "`|` inside inline code of a table row escaped (`\\|`, shown as `|`), so that it does not split the cell."
+    lines = md.split('\n')
+    for i, _ in table_rows(md):
+        lines[i] = _re_code_span.sub(lambda m: m.group(1) + _re_pipe.sub(r'\\|', m.group(2)) + m.group(1), lines[i])
+    return '\n'.join(lines)
+
+def broken_table_rows(md: str) -> list[str]:
+    "Table rows of `md` with a `|` in inline code not escaped, or not as many cells as their header."
+    lines, bad, n = md.split('\n'), [], 0
+    for i, header in table_rows(md):
+        k = len(table_cells(lines[i]))
+        n = k if header else n
+        if k != n or any(_re_pipe.search(c) for _, c in _re_code_span.findall(lines[i])): bad.append(lines[i])
+    return bad
+
+def drop_repeated_docs(cells: list[dict]) -> list[dict]:
+    "A symbol's `show_doc` once per page: nbdev adds one for a `@patch`ed method even when the notebook shows it."
+    seen, res = set(), []
+    for c in cells:
+        m = c['cell_type'] == 'markdown' and re.match(r'<span id="(sym-[^"]+)"></span>', _src(c))
+        if m and m.group(1) in seen: continue
+        if m: seen.add(m.group(1))
+        res.append(c)
+    return res
+
 def adapt_notebook(nb: dict, stem: str, doc_base: str = '', pages: dict[str, str] | None = None) -> dict:
     "The processed notebook `nb` as MyST-NB wants it (cells adapted, links local, every cell with an id)."
     relink = _link_rewriter(doc_base, pages or {}) if doc_base else (lambda s: s)
-    cells = [c for cell in nb['cells'] for c in adapt_cell(cell)]
+    cells = drop_repeated_docs([c for cell in nb['cells'] for c in adapt_cell(cell)])
     for i, c in enumerate(cells):
-        if c['cell_type'] == 'markdown': c['source'] = relink(_src(c))
+        if c['cell_type'] == 'markdown': c['source'] = relink(escape_table_pipes(_src(c)))
         for o in c.get('outputs', []):                # e.g. a table shown with IPython's Markdown()
             if 'text/markdown' in o.get('data', {}):
-                o['data']['text/markdown'] = relink(_src({'source': o['data']['text/markdown']}))
+                o['data']['text/markdown'] = relink(escape_table_pipes(_src({'source': o['data']['text/markdown']})))
         c['id'] = f'{re.sub(r"[^A-Za-z0-9_-]", "-", stem)[:50]}-{i}'
     meta = {k: v for k, v in nb.get('metadata', {}).items() if k in ('kernelspec', 'language_info')}
     meta.setdefault('kernelspec', {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'})
@@ -248,9 +343,10 @@ def copy_assets(nbs: Path, dest: Path) -> int:
             d.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(p, d); n += 1
     return n
 
-def _write_if_changed(p: Path, text: str):
-    "Write only when different, so Sphinx re-renders only the pages that changed."
-    if not p.exists() or p.read_text(encoding='utf-8') != text: p.write_text(text, encoding='utf-8')
+def _write_if_changed(p: Path, text: str) -> bool:
+    "Write only when different, so Sphinx re-renders only the pages that changed; True if written."
+    if p.exists() and p.read_text(encoding='utf-8') == text: return False
+    p.write_text(text, encoding='utf-8'); return True
 
 # --------------------------------------------------------------------------------------------------------
 # Book configuration (generated: the table of contents follows the notebooks in nbs/)
@@ -275,18 +371,34 @@ def book_config(settings: dict) -> dict:
             'nb_render_markdown_format': 'myst',       # docstrings' $math$ is typeset like the prose's
             'nb_ipywidgets_js': {},                    # no require.js / widget manager from a CDN
             'mathjax_path': f'../{MATHJAX_DIR}/tex-mml-chtml.js',   # relative to _static/
-            # textmacros (vendored with the other TeX extensions): `\text{fan\_in}` typesets as in LaTeX
-            'mathjax3_config': {'loader': {'load': ['[tex]/textmacros']}, 'tex': {'packages': {'[+]': ['textmacros']}}},
+            'mathjax3_config': MATHJAX_CONFIG,
             'html_show_copyright': True, 'html_last_updated_fmt': None,
             'suppress_warnings': ['mystnb.unknown_mime_type', 'myst.header'],
         }},
     }
 
-# Room for the notebooks' ~110-character code lines (Jupyter Book links every .css file in `_static/`).
+# Jupyter Book links every .css file in `_static/`. Code lines of up to 120 characters (the notebooks' limit, `make
+# lint`) fit the content column without scrolling from 1280 px wide: a slightly smaller monospace font, an article
+# column of up to 64rem, and between 1200 and 1700 px (where the theme would squeeze the article between both
+# sidebars) the "on this page" sidebar becomes the button at the right of the top bar that opens it (pydata's; the
+# book theme's own button in the article header opens nothing with pydata-sphinx-theme 0.17).
+# show_doc's `source` link goes on a line of its own above the signature (floated beside it, it narrowed the code
+# box). Exported code (`#| export` cells, what `sparse_maml` is made of) has a coloured left rule and a small label.
 BOOK_CSS = """/* sparse-maml docs (written by tools/build_docs.py) */
-.bd-page-width { max-width: 100rem; }
-.bd-main .bd-content .bd-article-container { max-width: 80em; }
-div.cell div.highlight pre, div.cell_output pre { font-size: 0.8rem; }
+.bd-page-width { max-width: 110rem; }
+.bd-main .bd-content .bd-article-container { max-width: 64rem; }
+div.cell div.highlight pre, div.cell_output pre, .bd-article div.highlight pre { font-size: 0.78rem; }
+@media (min-width: 1200px) and (max-width: 1699.98px) {
+  div.bd-sidebar-secondary { display: none; }
+  .bd-header button.secondary-toggle { display: flex; }
+}
+.bd-article p:has(> a.nbdev-source) { text-align: right; margin: -0.4rem 0 0.2rem; line-height: 1.2; }
+.bd-article a.nbdev-source { float: none !important; }
+div.cell.tag_nbdev-export > div.cell_input { border-left-color: var(--pst-color-primary); position: relative; }
+div.cell.tag_nbdev-export > div.cell_input::after {
+  content: "exported"; position: absolute; right: 0.5rem; bottom: 0.2rem; pointer-events: none;
+  font-size: 0.65rem; letter-spacing: 0.05em; text-transform: uppercase; color: var(--pst-color-text-muted);
+}
 """
 
 def book_toc(names: list[str]) -> dict:
@@ -305,38 +417,50 @@ def cache_dir() -> Path:
 
 def _integrity(data: bytes) -> str: return 'sha512-' + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
-def _fetch_mathjax_tgz(tmp: Path) -> bytes:
-    "The mathjax tarball: `$MATHJAX_TGZ` if set, else `npm pack`, else a plain download from the registry."
-    if os.environ.get('MATHJAX_TGZ'): return Path(os.environ['MATHJAX_TGZ']).read_bytes()
+def npm_tarball_name(pkg: str, version: str = MATHJAX_VERSION) -> str:
+    "The file `npm pack PKG@VERSION` writes (`@scope/name` -> `scope-name-VERSION.tgz`)."
+    return pkg.removeprefix('@').replace('/', '-') + f'-{version}.tgz'
+
+def npm_tarball_url(pkg: str, version: str = MATHJAX_VERSION) -> str:
+    return f'https://registry.npmjs.org/{pkg}/-/{pkg.rsplit("/", 1)[-1]}-{version}.tgz'
+
+def _fetch_npm_tgz(pkg: str, tmp: Path) -> bytes:
+    "The tarball of `pkg`: from `$MATHJAX_TGZ_DIR` if set, else `npm pack`, else a plain download from the registry."
+    name = npm_tarball_name(pkg)
+    if os.environ.get('MATHJAX_TGZ_DIR'): return (Path(os.environ['MATHJAX_TGZ_DIR'])/name).read_bytes()
     if shutil.which('npm'):
-        r = subprocess.run(['npm', 'pack', f'mathjax@{MATHJAX_VERSION}', '--silent', '--pack-destination', str(tmp)],
+        r = subprocess.run(['npm', 'pack', f'{pkg}@{MATHJAX_VERSION}', '--silent', '--pack-destination', str(tmp)],
                            capture_output=True, text=True)
-        tgz = tmp/f'mathjax-{MATHJAX_VERSION}.tgz'
-        if r.returncode == 0 and tgz.exists(): return tgz.read_bytes()
-    with urllib.request.urlopen(MATHJAX_TARBALL, timeout=60) as f: return f.read()
+        if r.returncode == 0 and (tmp/name).exists(): return (tmp/name).read_bytes()
+    with urllib.request.urlopen(npm_tarball_url(pkg), timeout=60) as f: return f.read()
+
+def _extract(data: bytes, part: Path, folder: str, keep: tuple[str, ...]):
+    "The files of an npm tarball named by `keep` (files, or folders ending in `/`) into `part/folder`."
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        for m in tf.getmembers():
+            rel = m.name.removeprefix('package/')
+            kept = any(rel == k or (k.endswith('/') and rel.startswith(k)) for k in keep)
+            if not m.isfile() or not kept: continue
+            out = part/folder/rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(tf.extractfile(m).read())
 
 def ensure_mathjax() -> Path:
-    "A verified, trimmed MathJax in the cache (fetched once); returns its folder."
+    "A verified, trimmed MathJax (and its font) in the cache, fetched once; returns its folder."
     dest = cache_dir()/f'mathjax-{MATHJAX_VERSION}'
     if (dest/'.verified').exists(): return dest
     with tempfile.TemporaryDirectory() as tmp:
-        try: data = _fetch_mathjax_tgz(Path(tmp))
-        except Exception as e:
-            raise SystemExit(f'Could not fetch mathjax@{MATHJAX_VERSION} ({e}). Download {MATHJAX_TARBALL} '
-                             'and set MATHJAX_TGZ=/path/to/it, or run once with network access.')
-        if _integrity(data) != MATHJAX_INTEGRITY:
-            raise SystemExit(f'mathjax@{MATHJAX_VERSION} tarball failed its sha512 integrity check; '
-                             'refusing to use it.')
         part = Path(tmp)/'mathjax'
-        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-            for m in tf.getmembers():
-                rel = m.name.removeprefix('package/')
-                kept = any(rel == k or (k.endswith('/') and rel.startswith(k)) for k in MATHJAX_KEEP)
-                if not m.isfile() or not kept: continue
-                out = part/rel.removeprefix('es5/')
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(tf.extractfile(m).read())
-        (part/'.verified').write_text(MATHJAX_INTEGRITY + '\n')
+        for pkg, (integrity, folder, keep) in MATHJAX_PACKAGES.items():
+            try: data = _fetch_npm_tgz(pkg, Path(tmp))
+            except Exception as e:
+                raise SystemExit(f'Could not fetch {pkg}@{MATHJAX_VERSION} ({e}). Download ' + ' and '.join(
+                    npm_tarball_url(p) for p in MATHJAX_PACKAGES) + ' into a folder and set MATHJAX_TGZ_DIR to it, '
+                    'or run once with network access.')
+            if _integrity(data) != integrity:
+                raise SystemExit(f'{pkg}@{MATHJAX_VERSION}: the tarball fails its sha512 integrity check; not used.')
+            _extract(data, part, folder, keep)
+        (part/'.verified').write_text(''.join(f'{p}@{MATHJAX_VERSION} {v[0]}\n' for p, v in MATHJAX_PACKAGES.items()))
         if dest.exists(): shutil.rmtree(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(part), dest)
@@ -400,22 +524,12 @@ def _jupyter_book() -> list[str]:
     exe = Path(sys.executable).parent/'jupyter-book'
     return [str(exe)] if exe.exists() else [shutil.which('jupyter-book') or 'jupyter-book']
 
-def build(out: Path = DEFAULT_OUT, nbs: Path | None = None, only: list[str] | None = None, quiet: bool = False,
-          workers: int | None = None) -> Path:
-    "Render the notebooks of `nbs` into `out/_build/html`; returns that folder."
-    t0, log = time.time(), (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
-    out = Path(out).resolve()
-    srcs = list_notebooks(nbs)
-    if only: srcs = [p for p in srcs if p.stem in only or p.name in only or p.stem == 'index']
-    if not srcs: raise SystemExit(f'No notebooks in {nbs or NBS}')
-    settings = _settings()
-    pages = {nbdev_page(p.name): p.name for p in srcs}
-    src_dir = out/'_build'/'src'
+def _write_book(srcs: list[Path], src_dir: Path, nbs: Path, settings: dict, workers: int | None):
+    "The book's sources in `src_dir`: the processed, adapted notebooks, their images, `_config.yml`, CSS, `_toc.yml`."
     src_dir.mkdir(parents=True, exist_ok=True)
     for old in src_dir.glob('*.ipynb'):               # notebooks removed from nbs/ leave the book too
         if old.name not in {p.name for p in srcs}: old.unlink()
-
-    log(f'processing {len(srcs)} notebooks with nbdev ...')
+    pages = {nbdev_page(p.name): p.name for p in srcs}
     jobs = [(str(p), doc_base_url(settings), pages) for p in srcs]
     # Each worker pays ~3 s of imports (nbdev, IPython, torch) once; on 2 cores one worker is the fastest.
     n_workers = workers or max(1, min(len(jobs), (os.cpu_count() or 1) // 2, 4))
@@ -424,16 +538,40 @@ def build(out: Path = DEFAULT_OUT, nbs: Path | None = None, only: list[str] | No
         try:
             for name, text in ex.map(_prepare_one, jobs): _write_if_changed(src_dir/name, text)
         except RuntimeError as e: raise SystemExit(str(e)) from None
-    copy_assets(Path(nbs or NBS), src_dir)
+    copy_assets(nbs, src_dir)
     import yaml
     _write_if_changed(src_dir/'_config.yml', yaml.safe_dump(book_config(settings), sort_keys=False))
     (src_dir/'_static').mkdir(exist_ok=True)
-    _write_if_changed(src_dir/'_static'/'sparse-maml.css', BOOK_CSS)
+    if _write_if_changed(src_dir/'_static'/'sparse-maml.css', BOOK_CSS):    # Sphinx copies it, and updates the
+        (src_dir.parent/'html'/'.buildinfo').unlink(missing_ok=True)      # pages' `?v=` of it, only on a full build
     _write_if_changed(src_dir/'_toc.yml', yaml.safe_dump(book_toc([p.name for p in srcs]), sort_keys=False))
 
-    html_dir = out/'_build'/'html'
+def broken_tables(src_dir: Path) -> list[str]:
+    "`notebook: row` for every table row of the book's markdown (cells and outputs) that markdown-it would cut."
+    bad = []
+    for p in sorted(Path(src_dir).glob('*.ipynb')):
+        for c in json.loads(p.read_text(encoding='utf-8'))['cells']:
+            mds = [_src(c)] if c['cell_type'] == 'markdown' else []
+            mds += [_src({'source': o['data']['text/markdown']}) for o in c.get('outputs', [])
+                    if 'text/markdown' in o.get('data', {})]
+            bad += [f'{p.name}: {row}' for md in mds for row in broken_table_rows(md)]
+    return bad
+
+def build(out: Path = DEFAULT_OUT, nbs: Path | None = None, only: list[str] | None = None, quiet: bool = False,
+          workers: int | None = None) -> Path:
+    "Render the notebooks of `nbs` into `out/_build/html`; returns that folder."
+    t0, log = time.time(), (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    out = Path(out).resolve()
+    srcs = list_notebooks(nbs)
+    if only: srcs = [p for p in srcs if p.stem in only or p.name in only or p.stem == 'index']
+    if not srcs: raise SystemExit(f'No notebooks in {nbs or NBS}')
+    log(f'processing {len(srcs)} notebooks with nbdev ...')
+    src_dir, html_dir = out/'_build'/'src', out/'_build'/'html'
+    _write_book(srcs, src_dir, Path(nbs or NBS), _settings(), workers)
+    for b in broken_tables(src_dir): log(f'  WARNING: table row cut by a `|` (escape it as \\|): {b}')
     mj = ensure_mathjax()                             # copied first, so Sphinx can add its checksum
-    shutil.copytree(mj, html_dir/MATHJAX_DIR, dirs_exist_ok=True, ignore=shutil.ignore_patterns('.verified'))
+    shutil.rmtree(html_dir/MATHJAX_DIR, ignore_errors=True)      # no files left from another MathJax version
+    shutil.copytree(mj, html_dir/MATHJAX_DIR, ignore=shutil.ignore_patterns('.verified'))
     log(f'rendering with Jupyter Book ({time.time()-t0:.1f} s so far) ...')
     r = subprocess.run(_jupyter_book() + ['build', str(src_dir), '--path-output', str(out), '--builder', 'html'],
                        capture_output=True, text=True, env={**os.environ, 'PYDEVD_DISABLE_FILE_VALIDATION': '1'})
