@@ -125,9 +125,10 @@ def test_table_pipes():
     assert '<code>prepare omniglot|miniimagenet</code></td>' in html and '<td>data</td>' in html
 
 def test_repeated_show_doc_dropped():
-    docs = [{'cell_type': 'markdown', 'metadata': {}, 'source': f'<span id="sym-{n}"></span>\n\n### {n}'}
-            for n in ('f', 'g', 'f')]
-    assert bd.drop_repeated_docs(docs) == docs[:2]
+    "The notebook's own show_doc (the last of a symbol's) is kept, nbdev's added one (after the export cell) dropped."
+    docs = [{'cell_type': 'markdown', 'metadata': {}, 'source': f'<span id="sym-{n}"></span>\n\n### {n}\n{sig}'}
+            for n, sig in (('f', 'def f(*args)'), ('g', 'def g()'), ('f', 'def f(m)'))]
+    assert bd.drop_repeated_docs(docs) == docs[1:]
 
 def test_adapt_front_matter_links_and_ids():
     nb = {'metadata': {'widgets': {}}, 'cells': [

@@ -292,14 +292,13 @@ def broken_table_rows(md: str) -> list[str]:
     return bad
 
 def drop_repeated_docs(cells: list[dict]) -> list[dict]:
-    "A symbol's `show_doc` once per page: nbdev adds one for a `@patch`ed method even when the notebook shows it."
-    seen, res = set(), []
-    for c in cells:
-        m = c['cell_type'] == 'markdown' and re.match(r'<span id="(sym-[^"]+)"></span>', _src(c))
-        if m and m.group(1) in seen: continue
-        if m: seen.add(m.group(1))
-        res.append(c)
-    return res
+    "A symbol's `show_doc` once per page, the notebook's own (the last): nbdev adds one after the symbol's export cell"
+    # for a `@patch`ed method, or for a class the notebook documents through a method (`show_doc(StepSTE.forward,
+    # name='StepSTE')`: the added one would show `Function`'s `*args, **kwargs`), even when the notebook shows it.
+    sym = lambda c: c['cell_type'] == 'markdown' and (m := re.match(r'<span id="(sym-[^"]+)"></span>', _src(c))) \
+        and m.group(1)
+    last = {sym(c): i for i, c in enumerate(cells) if sym(c)}
+    return [c for i, c in enumerate(cells) if not sym(c) or last[sym(c)] == i]
 
 def adapt_notebook(nb: dict, stem: str, doc_base: str = '', pages: dict[str, str] | None = None) -> dict:
     "The processed notebook `nb` as MyST-NB wants it (cells adapted, links local, every cell with an id)."
