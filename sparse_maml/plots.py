@@ -205,7 +205,7 @@ CLAIMS = (
     Claim('Fig. 3 left', 'higher inner lr, higher accuracy', _scan('acc', 'inner_lr', LRS), 'rises', 'scanned'),
     Claim('Fig. 3 left', '(first-order) MAML fails at high inner lr, sparse-MAML does not', (
         _q(f'sparse-maml lr={LRS[-1]}', 'acc', inner_lr=LRS[-1]),
-        *_scan('acc', 'inner_lr', LRS, algo='fomaml')), 'fails', 'scanned'),
+        *(_q(f'fomaml lr={lr}', 'acc', algo='fomaml', inner_lr=lr) for lr in LRS)), 'fails', 'scanned'),
     Claim('Fig. 3 right', 'wider networks, lower sparsity', _scan('overall', 'hidden', WIDTHS, **_P), 'falls', 'paper'),
     *(c for k in (1, 5) for c in (
         Claim(f'Table 1 ({k}-shot)', 'sparse-MAML above MAML, FOMAML and ANIL', tuple(
