@@ -47,7 +47,7 @@ def accuracy_table(records: list[dict], rows: list[tuple[str, dict]], k_shots=(1
             rs = select(records, budget, **{'k_shot': k, **changes})
             lr = sorted({r['trained']['inner_lr'] for r in rs}) if rs else ['scan not finished' if changes.get(
                 'inner_lr') == BEST else '']
-            cells += [', '.join(f'{x:.3g}' if isinstance(x, float) else str(x) for x in lr),
+            cells += [', '.join(str(round(x, 4)) if isinstance(x, float) else str(x) for x in lr),
                       _pm(r['test_acc'] for r in rs)]
         out.append(f'| {label} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(out)
