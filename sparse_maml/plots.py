@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['CONVS', 'BN_GAINS', 'GROUPS', 'CURVE_GROUPS', 'RULES', 'LR_NOTE', 'CLAIMS', 'MIN_SEEDS', 'select', 'mean_std',
            'accuracy_table', 'scan_table', 'sparsity_table', 'plot_sparsity_curves', 'plot_init_curves', 'plot_scan',
-           'Claim', 'comparisons', 'judge', 'verdict', 'verdicts', 'verdict_table']
+           'Claim', 'comparisons', 'judge', 'verdict', 'verdicts', 'verdict_table', 'claim_at', 'setting_table']
 
 # %% ../nbs/08c_study_figures.ipynb #858061c8
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import torch
 from .study import (BEST, INITS, LRS, PAIR, PAPER_LR, STEPS, STUDY_BUDGET, TABLE_ALGOS, WIDTHS, centre,
                                initial_sparsity, iterations, resolve)
@@ -303,3 +303,15 @@ def verdict_table(rows: list[dict]) -> str:
            '| budget |', '|---' * 7 + '|']
     return '\n'.join(out + [f"| {r['figure']} | {r['claim']} | {r['lr']} | **{r['verdict']}** | {r['numbers']} | "
                             f"{r['differences']} | {r['budget']} ({r['iterations']} it.) |" for r in rows])
+
+# %% ../nbs/08c_study_figures.ipynb #518990c5
+def claim_at(claim: Claim, **changes) -> Claim:
+    "`claim` read at another setting: every point of it with `changes` (they win over the point's own)."
+    return replace(claim, points=tuple((lab, q, {**c, **changes}) for lab, q, c in claim.points))
+
+def setting_table(records: list[dict], claims, settings: list[tuple[str, dict]], budget: str = STUDY_BUDGET) -> str:
+    "Markdown: the verdict on each of `claims` (columns) at each setting (rows: label, changes to the centre)."
+    out = ['| setting | ' + ' | '.join(f'{c.figure}: {c.text}' for c in claims) + ' |',
+           '|---' * (len(claims) + 1) + '|']
+    return '\n'.join(out + [f'| {label} | ' + ' | '.join(verdict(claim_at(c, **ch), records, budget)['verdict']
+                                                        for c in claims) + ' |' for label, ch in settings])
