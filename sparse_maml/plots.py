@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['CONVS', 'BN_GAINS', 'GROUPS', 'CURVE_GROUPS', 'RULES', 'LR_NOTE', 'CLAIMS', 'MIN_SEEDS', 'select', 'mean_std',
-           'accuracy_table', 'scan_table', 'sparsity_table', 'plot_sparsity_curves', 'plot_init_curves', 'plot_scan',
-           'Claim', 'comparisons', 'judge', 'verdict', 'verdicts', 'verdict_table', 'claim_at', 'setting_table']
+           'format_pm', 'accuracy_table', 'scan_table', 'sparsity_table', 'plot_sparsity_curves', 'plot_init_curves',
+           'plot_scan', 'Claim', 'comparisons', 'judge', 'verdict', 'verdicts', 'verdict_table', 'claim_at',
+           'setting_table']
 
 # %% ../nbs/08c_study_figures.ipynb #858061c8
 import math
@@ -32,10 +33,10 @@ def mean_std(xs) -> tuple[float, float, int]:
 CONVS, BN_GAINS = ('conv1', 'conv2', 'conv3', 'conv4'), ('bn1 gain', 'bn2 gain', 'bn3 gain', 'bn4 gain')
 GROUPS = (*CONVS, *BN_GAINS, 'head', 'head bias', 'overall')   # the columns of `sparsity_table`
 
-def _pm(xs) -> str:
-    "'mean +- std (n)' in percent, or 'not run'."
+def format_pm(xs, digits: int = 1) -> str:
+    "'mean +- std (n)' in percent with `digits` decimals, or 'not run'."
     m, s, n = mean_std(xs)
-    return f'{100 * m:.1f} +- {100 * s:.1f} ({n})' if n else 'not run'
+    return f'{100 * m:.{digits}f} +- {100 * s:.{digits}f} ({n})' if n else 'not run'
 
 def accuracy_table(records: list[dict], rows: list[tuple[str, dict]], k_shots=(1, 5), budget=STUDY_BUDGET) -> str:
     "Markdown: test accuracy per row and shot, mean +- std over seeds (count), and the inner lr it ran at."
@@ -48,7 +49,7 @@ def accuracy_table(records: list[dict], rows: list[tuple[str, dict]], k_shots=(1
             lr = sorted({r['trained']['inner_lr'] for r in rs}) if rs else ['scan not finished' if changes.get(
                 'inner_lr') == BEST else '']
             cells += [', '.join(str(round(x, 4)) if isinstance(x, float) else str(x) for x in lr),
-                      _pm(r['test_acc'] for r in rs)]
+                      format_pm(r['test_acc'] for r in rs)]
         out.append(f'| {label} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(out)
 
@@ -68,7 +69,7 @@ def sparsity_table(records: list[dict], rows: list[tuple[str, dict]], groups=GRO
     out = ['| | ' + ' | '.join(groups) + ' |', '|---' * (len(groups) + 1) + '|']
     for label, changes in rows:
         rs = select(records, budget, **changes)
-        if rs: out.append(f'| {label} | ' + ' | '.join(_pm(r['sparsity'][g] for r in rs) for g in groups) + ' |')
+        if rs: out.append(f'| {label} | ' + ' | '.join(format_pm(r['sparsity'][g] for r in rs) for g in groups) + ' |')
     return '\n'.join(out)
 
 # %% ../nbs/08c_study_figures.ipynb #0fc8b4f1
@@ -286,7 +287,7 @@ def verdict(claim: Claim, records: list[dict], budget: str = STUDY_BUDGET) -> di
     if few: return dict(out, verdict='not shown', numbers=f"{len(few)} of {len(sel)} points have fewer than "
                         f"{MIN_SEEDS} seeds (e.g. {few[0][0]}: {few[0][1]})", differences='')
     qs = [q for _, q, _ in claim.points]
-    nums = '; '.join(f'{lab} {_pm(_value(r, q) for r in rs)}' for (lab, q, _), rs in zip(claim.points, sel))
+    nums = '; '.join(f'{lab} {format_pm(_value(r, q) for r in rs)}' for (lab, q, _), rs in zip(claim.points, sel))
     comps = comparisons(claim, [_est(_value(r, q) for r in rs) for q, rs in zip(qs, sel)],
                         [{k: rs[0][k] for k in centre(budget)} for rs in sel])
     diffs = '; '.join(f'{lab}: {100 * d:+.1f} (2 se {200 * se:.1f})' for lab, d, se, must in comps

@@ -8,7 +8,7 @@ __all__ = ['STUDY_SEEDS', 'BASE', 'FIELDS', 'MIN_LEARN_ITERS', 'STUDY_BUDGET', '
            'centre', 'iterations', 'initial_sparsity', 'item_points', 'item_seeds', 'study_grid', 'source_of',
            'run_config', 'run_name', 'train_record', 'run_one', 'read_results', 'find', 'best_lr', 'resolve', 'pending',
            'run_study', 'cost_shape', 'measure_shape', 'measure_costs', 'measure_study_costs', 'run_cost', 'grid_cost',
-           'cost_table', 'default_out', 'study_cmd', 'main']
+           'cost_table', 'default_out', 'study_cmd', 'study_main']
 
 # %% ../nbs/08_study.ipynb #080daacd
 import builtins, functools, json, multiprocessing, os, time
@@ -262,7 +262,7 @@ def _synthetic(n_tasks: int, cfg, g) -> Episodes:
     img = lambda m: torch.randn(n_tasks, cfg.n_way * m, 1, 28, 28, generator=g)
     return Episodes(img(cfg.k_shot), lab(cfg.k_shot), img(cfg.n_query), lab(cfg.n_query))
 
-def _timed(fn, repeats: int) -> tuple[float, float]:
+def _fastest_median(fn, repeats: int) -> tuple[float, float]:
     "The fastest and the median of `repeats` timings of `fn()` after one warm-up call (seconds)."
     fn(); ts = []
     for _ in range(repeats):
@@ -280,7 +280,7 @@ def measure_shape(shape: str, repeats: int = 5, n_episodes: int = 4, device: str
     sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
     def step(): loss, _ = learner.outer_loss(ep, cfg.reduction); loss.backward(); sync()
     def evaluate(): learner.evaluate(ev); sync()
-    (it, it_med), (e, e_med) = _timed(step, repeats), _timed(evaluate, repeats)
+    (it, it_med), (e, e_med) = _fastest_median(step, repeats), _fastest_median(evaluate, repeats)
     return dict(iter_s=it, episode_s=e / n_episodes, iter_s_median=it_med, episode_s_median=e_med / n_episodes)
 
 def measure_costs(points, budget: str = STUDY_BUDGET, **kw) -> dict[str, dict]:
@@ -377,9 +377,9 @@ def study_cmd(items: Param(f"comma-separated study items, from {','.join(ITEMS)}
     torch.set_num_threads(1)
     run_study(results, its, budget, sds, run_root, processes, device=device)
 
-def main(argv: list[str] | None = None):
+def study_main(argv: list[str] | None = None):
     "`python -m sparse_maml.study [options]`: `study_cmd` from the command line."
     args = vars(anno_parser(study_cmd, prog='python -m sparse_maml.study').parse_args(argv))
     study_cmd(**{k: v for k, v in args.items() if k not in ('pdb', 'xtra')})   # fastcore's own two options
 
-if __name__ == '__main__' and not hasattr(builtins, 'get_ipython'): main()
+if __name__ == '__main__' and not hasattr(builtins, 'get_ipython'): study_main()
