@@ -185,6 +185,28 @@ def code_lines(c) -> list[str]:
     "The lines of code cell `c` a reader should see: no `#|` directive lines, no blank lines, stripped."
     return [l.strip() for l in _src(c).splitlines() if l.strip() and not re.match(r'\s*#\s*\|', l)]
 
+DOC_ENTRY = re.compile(r'<section id="([^"]+)">\s*<h\d>([^<]+)<a class="headerlink"[^>]*>[^<]*</a></h\d>\s*<p><a '
+                       r'class="nbdev-source" href="[^"]*/sparse_maml/(\w+)\.py#L\d+"[^>]*>(.*?)(?=<section|$)', re.S)
+
+def doc_entries(page_html: str) -> list[tuple[str, str, str]]:
+    "The show_doc entries of a page: (symbol, module its source link points to, the entry's text)."
+    return [(sym.strip(), mod, page_text(rest)) for _, sym, mod, rest in DOC_ENTRY.findall(page_html)]
+
+def wrong_sources(page_html: str) -> list[str]:
+    "show_doc entries whose source link points to a module that does not define the symbol."
+    from sparse_maml._modidx import d
+    return [f'{sym} -> {mod}.py' for sym, mod, _ in doc_entries(page_html)
+            if f'sparse_maml.{mod}.{sym}' not in d['syms'].get(f'sparse_maml.{mod}', {})]
+
+def test_doc_entries():
+    "A show_doc entry is found with the module of its source link; one linked to the wrong module is reported."
+    entry = ('<section id="select">\n<h3>select<a class="headerlink" href="#select" title="x">#</a></h3>\n<p><a '
+             'class="nbdev-source" href="https://github.com/o/r/blob/main/sparse_maml/{}.py#L61">source</a></p>\n'
+             '<pre>def select(records, **changes)</pre></section>')
+    assert doc_entries(entry.format('plots')) == [('select', 'plots', 'source\ndef select(records, **changes)')]
+    assert wrong_sources(entry.format('plots')) == []
+    assert wrong_sources(entry.format('omniglot')) == ['select -> omniglot.py']
+
 def _has_math(p): return any(c['cell_type'] == 'markdown' and '$' in _src(c) for c in _cells(p))
 def _has_png(p): return any('image/png' in o.get('data', {}) for c in _cells(p) for o in c.get('outputs', []))
 
@@ -207,8 +229,10 @@ def test_site_pages_and_offline(site):
         missing = [l for c in _cells(p) if _exported(c) for l in code_lines(c) if l not in page]
         assert missing == [], f'{p.name}: exported code not shown on its page: {missing[:3]}'
         assert not re.search(r'VAR_(POSITIONAL|KEYWORD)', page_html), f'{p.name}: show_doc\'s VAR_POSITIONAL shown'
-    select = page_text((site/'08c_study_figures.html').read_text(encoding='utf-8'))
-    assert '**changes' in select, "08c's select(records, budget, **changes): show_doc's **kwargs not shown as such"
+        assert wrong_sources(page_html) == [], f'{p.name}: show_doc source links to the wrong module'
+    select = [t for sym, _, t in doc_entries((site/'08c_study_figures.html').read_text(encoding='utf-8'))
+              if sym == 'select']
+    assert len(select) == 1 and '**changes' in select[0], f"08c's show_doc(select): **changes not shown: {select}"
     assert bd.broken_tables(site.parent/'src') == [], 'table rows cut by a `|` (write it as \\| in a table)'
     assert bd.external_assets(site) == []
     broken = bd.broken_links(site)
