@@ -254,9 +254,10 @@ def comparisons(claim: Claim, est: list[tuple], points: list[dict]) -> list[tupl
     if r == 'pairs above': return [c(i, i + 1) for i in range(0, len(est), 2)]
     if r == 'gap rises':
         gaps = [_minus(est[i], est[i + 1]) for i in range(0, len(est), 2)]
+        at = [lab[i].split(' ', 1)[-1] for i in range(0, len(est), 2)]      # a pair's setting, without the algorithm
         d = lambda i, j: _minus(gaps[i], gaps[j])
-        return [(f'lead at {lab[-1]} vs at {lab[0]}', *d(-1, 0), True)] + [
-            (f'lead at {lab[2 * i + 2]} vs {lab[2 * i]}', *d(i + 1, i), False) for i in range(len(gaps) - 1)]
+        return [(f'lead at {at[-1]} vs at {at[0]}', *d(-1, 0), True)] + [
+            (f'lead at {at[i + 1]} vs at {at[i]}', *d(i + 1, i), False) for i in range(len(gaps) - 1)]
     if r == 'fails':
         best = max(range(1, len(est) - 1), key=lambda i: est[i][0])
         return [c(best, -1), c(0, -1)]
