@@ -152,6 +152,7 @@ def plot_scan(records: list[dict], field: str, values, algos=('sparse-maml',), g
         _at_least(a); a.set_xlabel(field); a.set_ylabel(y)
         if a.lines: a.legend(fontsize=7)
         if field == 'inner_lr': a.set_xscale('log')
+        a.set_xticks(list(values), [f'{v:g}' for v in values])          # ticks at the scanned values only
     rest = ', '.join(f'{k}={v}' for k, v in {**centre(budget), **changes}.items()
                      if k not in (field, 'algo', 'control'))
     fig.suptitle(f"{field} scan at {rest}; budget '{budget}' ({iterations(budget)} meta-iterations), mean +- std "
