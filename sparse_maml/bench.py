@@ -9,13 +9,13 @@ __all__ = ['SIZES', 'DEFAULT_SIZES', 'IMPLS', 'COLUMNS', 'BENCH_NOTES', 'BenchSi
            'bench_header', 'bench_table', 'bench_cmd', 'train_memory']
 
 # %% ../nbs/09_gpu.ipynb #ff3693ec
-import json, os, platform, resource, subprocess, sys, tempfile, time
+import json, os, resource, subprocess, sys, tempfile, time
 from dataclasses import dataclass
 import torch
 from torch import Tensor
 from fastcore.script import Param, store_true
 from .backbone import SHAPES, conv4_forward_native, init_conv4
-from .config import PRECISIONS, RunError, TrainConfig, make_config, precision_context
+from .config import PRECISIONS, RunError, TrainConfig, device_name, make_config, precision_context
 from .costs import format_hours, peak_tflops, project, task_flops
 from .data import EpisodeSampler, Episodes, synthetic_dataset
 from .learners import Learner, make_learner, reference_outer_loss
@@ -251,11 +251,8 @@ def check_gradients(rows: list[dict], tol: float = 1e-8):
 # %% ../nbs/09_gpu.ipynb #dc9b10a4
 def machine(device='cpu', threads: int | None = None) -> str:
     "One line naming the device: CPU model and threads, or the GPU's name."
-    if torch.device(device).type == 'cuda': return torch.cuda.get_device_name(torch.device(device))
-    cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), None) \
-        if os.path.exists('/proc/cpuinfo') else None
-    n = threads or torch.get_num_threads()
-    return f"{cpu or platform.processor() or 'CPU'} ({os.cpu_count()} cores), {n} torch threads"
+    if torch.device(device).type == 'cuda': return device_name(device)
+    return f"{device_name(device)} ({os.cpu_count()} cores), {threads or torch.get_num_threads()} torch threads"
 
 def _cpu_flags() -> set[str]:
     "The CPU's feature flags (x86 'flags', ARM 'Features' of /proc/cpuinfo); empty where there is no such file."

@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'PRECISIONS', 'RunError', 'TrainConfig', 'check_config', 'check_fixed_mask', 'is_validation_epoch',
-           'parse_override', 'make_config', 'read_config', 'config_diff', 'resolve_device', 'precision_context']
+           'parse_override', 'make_config', 'read_config', 'config_diff', 'resolve_device', 'device_name',
+           'precision_context']
 
 # %% ../nbs/07_config.ipynb #8a68fe12
-import contextlib, dataclasses, json, math, typing
+import contextlib, dataclasses, json, math, os, platform, typing
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 import torch
@@ -155,6 +156,13 @@ def resolve_device(device) -> torch.device:
         raise RunError(f"device {device!r} requested but CUDA is not available "
                        "(torch.cuda.is_available() is False); use --device cpu")
     return torch.device(device)
+
+def device_name(device='cpu') -> str:
+    "The device's name: the GPU's on CUDA, else the CPU's model (/proc/cpuinfo, else `platform.processor()`)."
+    if torch.device(device).type == 'cuda': return torch.cuda.get_device_name(torch.device(device))
+    cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), None) \
+        if os.path.exists('/proc/cpuinfo') else None
+    return cpu or platform.processor() or 'CPU'
 
 @contextlib.contextmanager
 def precision_context(precision: str = 'fp32',  # 'fp32' | 'tf32' | 'bf16'

@@ -18,7 +18,7 @@ import torch
 import sparse_maml
 from fastcore.script import Param, anno_parser, store_true
 from .backbone import PARAM_GROUPS, init_conv4, param_group
-from .config import RunError, TrainConfig, is_validation_epoch, make_config, resolve_device
+from .config import RunError, TrainConfig, device_name, is_validation_epoch, make_config, resolve_device
 from .data import Episodes
 from .learners import SPECS
 from .train import build_learner, read_metrics, train
@@ -150,7 +150,7 @@ def train_record(point: dict,                # a point over `FIELDS`
                test_ci95=rec['test_ci95'], n_test_episodes=rec['n_test_episodes'], best_val_acc=rec['best_val_acc'],
                sparsity=rec['sparsity'], curve=curve, wall_time=time.time() - t0,
                trained=dict(algo=cfg.algo, inner_lr=cfg.inner_lr, meta_batch=cfg.meta_batch,
-                            device=str(resolve_device(cfg.device))))
+                            device=str(resolve_device(cfg.device)), machine=device_name(resolve_device(cfg.device))))
     if source is not None: out['source_sparsity'] = source['sparsity']
     return out
 
