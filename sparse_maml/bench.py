@@ -11,6 +11,7 @@ __all__ = ['SIZES', 'DEFAULT_SIZES', 'IMPLS', 'COLUMNS', 'BENCH_NOTES', 'BenchSi
 # %% ../nbs/09_gpu.ipynb #ff3693ec
 import json, os, resource, subprocess, sys, tempfile, time
 from dataclasses import dataclass
+from pathlib import Path
 import torch
 from torch import Tensor
 from fastcore.script import Param, store_true
@@ -108,7 +109,8 @@ def bench_episodes(size: str, device='cpu', seed: int = 0,
 # %% ../nbs/09_gpu.ipynb #f5692356
 def _status_kib(field: str) -> int:
     "A memory field of /proc/self/status in KiB (Linux)."
-    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(field + ':'))
+    lines = Path('/proc/self/status').read_text().splitlines()
+    return next(int(l.split()[1]) for l in lines if l.startswith(field + ':'))
 
 def peak_rss_mb() -> float:
     "The process's peak resident set so far (`VmHWM`, Linux), in MiB."
@@ -257,8 +259,8 @@ def machine(device='cpu', threads: int | None = None) -> str:
 def _cpu_flags() -> set[str]:
     "The CPU's feature flags (x86 'flags', ARM 'Features' of /proc/cpuinfo); empty where there is no such file."
     if not os.path.exists('/proc/cpuinfo'): return set()
-    return set(next((l.split(':', 1)[1].split() for l in open('/proc/cpuinfo') if l.startswith(('flags', 'Features'))),
-                    []))
+    info = Path('/proc/cpuinfo').read_text().splitlines()
+    return set(next((l.split(':', 1)[1].split() for l in info if l.startswith(('flags', 'Features'))), []))
 
 def bf16_support() -> str:
     "'native (its instructions)' where this CPU has bfloat16 arithmetic and oneDNN may use it, else 'emulated (why)'."

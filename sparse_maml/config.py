@@ -160,8 +160,8 @@ def resolve_device(device) -> torch.device:
 def device_name(device='cpu') -> str:
     "The device's name: the GPU's on CUDA, else the CPU's model (/proc/cpuinfo, else `platform.processor()`)."
     if torch.device(device).type == 'cuda': return torch.cuda.get_device_name(torch.device(device))
-    cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), None) \
-        if os.path.exists('/proc/cpuinfo') else None
+    info = Path('/proc/cpuinfo').read_text().splitlines() if os.path.exists('/proc/cpuinfo') else []
+    cpu = next((l.split(':', 1)[1].strip() for l in info if l.startswith('model name')), None)
     return cpu or platform.processor() or 'CPU'
 
 @contextlib.contextmanager

@@ -141,7 +141,7 @@ def train_record(point: dict,                # a point over `FIELDS`
                 ) -> dict:                   # the study record
     "Train one run with `train.train`; its record: test accuracy +- CI, sparsity, the curves, what was trained."
     cfg = make_config('omniglot-5w1s', **config)
-    t0 = time.time()
+    device, t0 = resolve_device(cfg.device), time.time()
     rec = train(cfg, run_dir, progress=False, overwrite=True)
     curve = [dict(step=r['step'], val_acc=r['val_acc'], sparsity=r['sparsity'])
              for r in read_metrics(run_dir) if r['split'] == 'val']
@@ -150,7 +150,7 @@ def train_record(point: dict,                # a point over `FIELDS`
                test_ci95=rec['test_ci95'], n_test_episodes=rec['n_test_episodes'], best_val_acc=rec['best_val_acc'],
                sparsity=rec['sparsity'], curve=curve, wall_time=time.time() - t0,
                trained=dict(algo=cfg.algo, inner_lr=cfg.inner_lr, meta_batch=cfg.meta_batch,
-                            device=str(resolve_device(cfg.device)), machine=device_name(resolve_device(cfg.device))))
+                            device=str(device), machine=device_name(device)))
     if source is not None: out['source_sparsity'] = source['sparsity']
     return out
 
